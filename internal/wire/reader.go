@@ -1,0 +1,104 @@
+package wire
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Reader reads frames from a stream. It is not safe for concurrent use: one
+// goroutine at a time reads a connection.
+//
+// Reading a frame takes two steps, Next for the header and Body or View for
+// the body, so that a caller can size or choose the destination of a large
+// body (a result payload) before a single body byte is copied.
+type Reader struct {
+	br       *bufio.Reader
+	maxFrame int
+	left     int    // body bytes of the current frame not read yet
+	scratch  []byte // reused by View for bodies larger than the buffer
+}
+
+// NewReader returns a Reader with a buffer of size bytes that accepts frames
+// up to maxFrame bytes.
+func NewReader(r io.Reader, size, maxFrame int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, size), maxFrame: maxFrame}
+}
+
+// SetMaxFrame changes the largest frame accepted, as agreed in negotiation.
+func (r *Reader) SetMaxFrame(n int) { r.maxFrame = n }
+
+// MaxFrame returns the largest frame accepted.
+func (r *Reader) MaxFrame() int { return r.maxFrame }
+
+// Next reads the next frame header, skipping whatever body of the previous
+// frame was not read. At a clean end of stream it returns io.EOF; a stream
+// that ends inside a frame gives io.ErrUnexpectedEOF.
+func (r *Reader) Next() (Header, error) {
+	if r.left > 0 {
+		if _, err := r.br.Discard(r.left); err != nil {
+			return Header{}, truncated(err)
+		}
+		r.left = 0
+	}
+	b, err := r.br.Peek(HeaderSize)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(b) > 0 {
+			return Header{}, io.ErrUnexpectedEOF
+		}
+		return Header{}, err
+	}
+	h, err := ParseHeader(b, r.maxFrame)
+	if err != nil {
+		return Header{}, err
+	}
+	_, _ = r.br.Discard(HeaderSize) // cannot fail: the bytes were peeked
+	r.left = h.BodyLen
+	return h, nil
+}
+
+// Body reads the rest of the current frame's body into dst, reusing its
+// capacity or allocating exactly the body's size, and returns it. The
+// result belongs to the caller.
+func (r *Reader) Body(dst []byte) ([]byte, error) {
+	n := r.left
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	if _, err := io.ReadFull(r.br, dst); err != nil {
+		return nil, truncated(err)
+	}
+	r.left = 0
+	return dst, nil
+}
+
+// View returns the current frame's body without copying when it fits in the
+// read buffer. The slice is valid only until the next call on r; copy what
+// must outlive it.
+func (r *Reader) View() ([]byte, error) {
+	n := r.left
+	if n <= r.br.Size() {
+		b, err := r.br.Peek(n)
+		if err != nil {
+			return nil, truncated(err)
+		}
+		_, _ = r.br.Discard(n)
+		r.left = 0
+		return b, nil
+	}
+	b, err := r.Body(r.scratch)
+	if err != nil {
+		return nil, err
+	}
+	r.scratch = b[:0]
+	return b, nil
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("read frame body: %w", io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("read frame body: %w", err)
+}
