@@ -67,12 +67,12 @@ type Build struct {
 
 // Function is one exported function.
 type Function struct {
-	Timeout    Duration `toml:"timeout"`     // default 30s
-	Idempotent bool     `toml:"idempotent"`  // safe to retry
-	MaxInput   Size     `toml:"max_input"`   // default 1MiB
-	MaxOutput  Size     `toml:"max_output"`  // default 1MiB
-	Rate       Rate     `toml:"rate"`        // per-function call rate; zero: unlimited
-	Burst      int      `toml:"burst"`       // token-bucket burst for Rate; default max(1, rate per second)
+	Timeout    Duration `toml:"timeout"`    // default 30s
+	Idempotent bool     `toml:"idempotent"` // safe to retry
+	MaxInput   Size     `toml:"max_input"`  // default 1MiB
+	MaxOutput  Size     `toml:"max_output"` // default 1MiB
+	Rate       Rate     `toml:"rate"`       // per-function call rate; zero: unlimited
+	Burst      int      `toml:"burst"`      // token-bucket burst for Rate; default max(1, rate per second)
 }
 
 // Limits is the plugin's envelope: lifecycle timeouts and resource caps. The
@@ -87,16 +87,16 @@ type Limits struct {
 	CancelGrace       Duration `toml:"cancel_grace"`       // a cancelled call may run this long before the plugin counts as wedged; default 2s
 	Rate              Rate     `toml:"rate"`               // calls into the plugin; zero: unlimited
 	Burst             int      `toml:"burst"`
-	LogRate           Rate     `toml:"log_rate"`           // log records and output lines; default 100/s
-	LogBurst          int      `toml:"log_burst"`          // default 200
+	LogRate           Rate     `toml:"log_rate"`  // log records and output lines; default 100/s
+	LogBurst          int      `toml:"log_burst"` // default 200
 
 	// Resource envelope, enforced by the sandbox where the machine allows.
-	Memory     Size     `toml:"memory"`     // memory cgroup limit; default 256MiB
-	CPU        float64  `toml:"cpu"`        // CPU share in cores (CFS quota); default 1
-	CPUTime    Duration `toml:"cpu_time"`   // total CPU time per process (RLIMIT_CPU); default 1h
-	Tasks      int      `toml:"tasks"`      // processes+threads (pids.max); default 64
-	OpenFiles  int      `toml:"open_files"` // RLIMIT_NOFILE; default 256
-	Disk       Size     `toml:"disk"`       // private tmpfs size and RLIMIT_FSIZE; default 64MiB
+	Memory    Size     `toml:"memory"`     // memory cgroup limit; default 256MiB
+	CPU       float64  `toml:"cpu"`        // CPU share in cores (CFS quota); default 1
+	CPUTime   Duration `toml:"cpu_time"`   // total CPU time per process (RLIMIT_CPU); default 1h
+	Tasks     int      `toml:"tasks"`      // processes+threads (pids.max); default 64
+	OpenFiles int      `toml:"open_files"` // RLIMIT_NOFILE; default 256
+	Disk      Size     `toml:"disk"`       // private tmpfs size and RLIMIT_FSIZE; default 64MiB
 }
 
 // Restart is what the supervisor does when the plugin dies.
