@@ -11,6 +11,7 @@
 //	host                                   plugin
 //	 |  HELLO {range, max frame, names}  -->  |   negotiate: highest common
 //	 |  <-- WELCOME {version, range, exports}  |   version, or ERROR id 0
+//	 |  GRANT {capability tokens}        -->  |   activate (again on key rotation)
 //	 |                                         |
 //	 |  CALL id=n {timeout, fn, payload} -->   |   operate: many ids in flight,
 //	 |  CANCEL id=n                      -->   |   in both directions

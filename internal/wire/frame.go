@@ -37,8 +37,8 @@ const (
 // Kind identifies what a frame carries.
 type Kind uint8
 
-// The kinds of protocol version 1. Values not listed are reserved: 0x0D–0x3F
-// for later core kinds, 0x40–0x7F for extensions, 0x80–0xFF never used (so a
+// The kinds of protocol version 1. Values not listed are reserved:
+// 0x0E–0x3F for later core kinds, 0x40–0x7F for extensions, 0x80–0xFF never used (so a
 // future version can widen the field). A receiver ignores a frame whose kind
 // it does not know.
 const (
@@ -54,6 +54,7 @@ const (
 	KindShutdown Kind = 0x0A // host → plugin, id 0: drain and exit
 	KindGoodbye  Kind = 0x0B // plugin → host, id 0: drained, about to exit
 	KindHostCall Kind = 0x0C // plugin → host: invoke a host capability
+	KindGrant    Kind = 0x0D // host → plugin, id 0: capability tokens (activation, rotation)
 )
 
 var kindNames = [...]string{
@@ -69,6 +70,7 @@ var kindNames = [...]string{
 	KindShutdown: "shutdown",
 	KindGoodbye:  "goodbye",
 	KindHostCall: "hostcall",
+	KindGrant:    "grant",
 }
 
 // String returns the kind's lowercase name, or "kind(0xNN)" when unknown.

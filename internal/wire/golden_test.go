@@ -178,6 +178,17 @@ func encodeGolden(t *testing.T, g golden) []byte {
 			attrs = append(attrs, Attr{Key: kv[0].(string), Value: kv[1].(string)})
 		}
 		out = Log{Level: int32(f.int("level")), Message: f.str("message"), Attrs: attrs}.AppendFrame(nil, g.ID)
+	case "grant":
+		var toks []Token
+		for _, tk := range f.list("tokens") {
+			pair := tk.([]any)
+			raw, err := hex.DecodeString(pair[1].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			toks = append(toks, Token{Capability: pair[0].(string), Token: raw})
+		}
+		out = Grant{Tokens: toks}.AppendFrame(nil)
 	case "shutdown":
 		out = Shutdown{Grace: time.Duration(f.int("grace_ns"))}.AppendFrame(nil)
 	case "cancel", "ping", "pong", "goodbye":
@@ -244,6 +255,13 @@ func decodeFields(f Frame) (map[string]any, error) {
 	case KindShutdown:
 		m, err := DecodeShutdown(f.Body)
 		return map[string]any{"grace_ns": int64(m.Grace)}, err
+	case KindGrant:
+		m, err := DecodeGrant(f.Body)
+		toks := []any{}
+		for _, tk := range m.Tokens {
+			toks = append(toks, []any{tk.Capability, h(tk.Token)})
+		}
+		return map[string]any{"tokens": toks}, err
 	case KindCancel, KindPing, KindPong, KindGoodbye:
 		return map[string]any{}, nil
 	default:
@@ -348,4 +366,3 @@ func (f *fieldReader) done() {
 		f.t.Fatalf("description has fields the encoder did not use: %v", extra)
 	}
 }
-

@@ -72,6 +72,20 @@ type Attr struct {
 	Key, Value string
 }
 
+// Grant hands the plugin its capability tokens: at activation, and again
+// whenever the host re-mints them (key rotation). Each GRANT replaces every
+// token the plugin held.
+type Grant struct {
+	Tokens []Token
+}
+
+// Token is one capability token: the capability it is for and the opaque
+// bytes the plugin passes back in HOSTCALL.
+type Token struct {
+	Capability string
+	Token      []byte
+}
+
 // Shutdown asks the plugin to drain within Grace and exit.
 type Shutdown struct {
 	Grace time.Duration
@@ -213,6 +227,25 @@ func (m Log) AppendFrame(dst []byte, id uint64) []byte {
 	for _, a := range attrs {
 		dst = appendStr(dst, a.Key)
 		dst = appendStr(dst, a.Value)
+	}
+	return dst
+}
+
+// AppendFrame appends the whole GRANT frame.
+func (m Grant) AppendFrame(dst []byte) []byte {
+	toks := m.Tokens
+	if len(toks) > math.MaxUint16 {
+		toks = toks[:math.MaxUint16]
+	}
+	n := 2
+	for _, t := range toks {
+		n += strLen(t.Capability) + 4 + len(t.Token)
+	}
+	dst = AppendHeader(dst, KindGrant, 0, n)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(toks)))
+	for _, t := range toks {
+		dst = appendStr(dst, t.Capability)
+		dst = appendBytes(dst, t.Token)
 	}
 	return dst
 }
@@ -416,6 +449,23 @@ func DecodeLog(b []byte) (Log, error) {
 	}
 	for range n {
 		m.Attrs = append(m.Attrs, Attr{Key: d.str("attr_key"), Value: d.str("attr_value")})
+	}
+	return m, d.done()
+}
+
+// DecodeGrant decodes a GRANT body. Token bytes alias b.
+func DecodeGrant(b []byte) (Grant, error) {
+	d := body{kind: KindGrant, b: b}
+	var m Grant
+	n := int(d.u16("token_count"))
+	if d.err == nil && n*6 > len(d.b) {
+		return m, malformed(KindGrant, "token_count %d cannot fit in the %d bytes left", n, len(d.b))
+	}
+	if n > 0 {
+		m.Tokens = make([]Token, 0, n)
+	}
+	for range n {
+		m.Tokens = append(m.Tokens, Token{Capability: d.str("capability"), Token: d.bytes("token")})
 	}
 	return m, d.done()
 }

@@ -71,6 +71,9 @@ func TestMessages_RoundTrip(t *testing.T) {
 		{"failure", Failure{Code: CodePanic, Message: strings.Repeat("x", MaxString+10)}.AppendFrame(nil, 5),
 			func(b []byte) (any, error) { return DecodeFailure(b) },
 			Failure{Code: CodePanic, Message: strings.Repeat("x", MaxString)}},
+		{"grant", Grant{Tokens: []Token{{"kv", []byte{1}}, {"fs.read", nil}}}.AppendFrame(nil),
+			func(b []byte) (any, error) { return DecodeGrant(b) },
+			Grant{Tokens: []Token{{"kv", []byte{1}}, {"fs.read", []byte{}}}}},
 		{"shutdown", Shutdown{Grace: 3 * time.Second}.AppendFrame(nil),
 			func(b []byte) (any, error) { return DecodeShutdown(b) },
 			Shutdown{Grace: 3 * time.Second}},
@@ -282,6 +285,10 @@ func FuzzDecode(f *testing.F) {
 			if m, err := DecodeLog(fr.Body); err == nil {
 				again(t, m.AppendFrame(nil, fr.ID), func(b []byte) (any, error) { return DecodeLog(b) }, m)
 			}
+		case KindGrant:
+			if m, err := DecodeGrant(fr.Body); err == nil {
+				again(t, m.AppendFrame(nil), func(b []byte) (any, error) { return DecodeGrant(b) }, m)
+			}
 		case KindShutdown:
 			if m, err := DecodeShutdown(fr.Body); err == nil {
 				again(t, m.AppendFrame(nil), func(b []byte) (any, error) { return DecodeShutdown(b) }, m)
@@ -326,6 +333,16 @@ func equalMessages(a, b any) bool {
 			}
 			if len(m.Token) == 0 {
 				m.Token = nil
+			}
+			return m
+		case Grant:
+			if len(m.Tokens) == 0 {
+				m.Tokens = nil
+			}
+			for i := range m.Tokens {
+				if len(m.Tokens[i].Token) == 0 {
+					m.Tokens[i].Token = nil
+				}
 			}
 			return m
 		case Result:
