@@ -1,0 +1,230 @@
+package rpc
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/wire"
+)
+
+type reply struct {
+	payload []byte
+	err     error
+}
+
+// call is an outgoing call in flight. It is pooled: whoever removes it from
+// Conn.pending is the only one who sends on ch, and the caller always
+// receives that send before putting the call back.
+type call struct {
+	ch      chan reply // capacity 1
+	written chan error // capacity 1; used for payloads written from the caller's slice
+	timer   *time.Timer
+}
+
+var callPool = sync.Pool{New: func() any {
+	return &call{ch: make(chan reply, 1), written: make(chan error, 1)}
+}}
+
+// Call sends a call to the peer and waits for its reply.
+//
+// timeout is the callee's own limit for this function (0: none); the call
+// ends at the earlier of it and ctx's deadline, and the peer is told the
+// time left. Call resolves exactly once: it returns the peer's RESULT, the
+// peer's ERROR as an *Error, the context's error (after sending CANCEL), an
+// *Error with CodeDeadlineExceeded when timeout passed first, or an error
+// matching ErrClosed (or the one Options.CloseError made) when the
+// connection ended first.
+func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration, token, payload []byte) ([]byte, error) {
+	now := time.Now()
+	deadline, hasDeadline := ctx.Deadline()
+	ownTimer := false // timeout ends the call before ctx does
+	if timeout > 0 && (!hasDeadline || now.Add(timeout).Before(deadline)) {
+		deadline, hasDeadline, ownTimer = now.Add(timeout), true, true
+	}
+	left := time.Duration(0)
+	if hasDeadline {
+		left = deadline.Sub(now)
+		if left <= 0 {
+			return nil, c.expired(ctx, ownTimer)
+		}
+	}
+
+	// Check the frame fits before taking a slot or an id.
+	fixed := 8 + 2 + len(function) + 4
+	if c.outK == wire.KindHostCall {
+		fixed += 4 + len(token)
+	}
+	if size := wire.HeaderSize + fixed + len(payload); size > c.opts.MaxSend {
+		return nil, Errorf(wire.CodeTooLarge, "call to %q is a %d-byte frame; the peer accepts at most %d", function, size, c.opts.MaxSend)
+	}
+
+	cl := callPool.Get().(*call)
+	defer callPool.Put(cl)
+	var timerC <-chan time.Time
+	if ownTimer {
+		if cl.timer == nil {
+			cl.timer = time.NewTimer(left)
+		} else {
+			cl.timer.Reset(left)
+		}
+		defer cl.timer.Stop()
+		timerC = cl.timer.C
+	}
+
+	if err := c.acquire(ctx, timerC); err != nil {
+		return nil, err
+	}
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.release()
+		return nil, c.closedErr()
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = cl
+	c.mu.Unlock()
+
+	// Encode and send. Time already spent waiting for a slot is taken off
+	// the timeout the peer is told.
+	if hasDeadline {
+		left = time.Until(deadline)
+		if left <= 0 {
+			left = time.Nanosecond
+		}
+	}
+	b := getBuf()
+	if c.outK == wire.KindCall {
+		*b = wire.AppendCallPrefix((*b)[:0], id, left, function, len(payload))
+	} else {
+		*b = wire.AppendHostCallPrefix((*b)[:0], id, left, function, token, len(payload))
+	}
+	f := outFrame{buf: b}
+	if len(payload) <= copyLimit {
+		*b = append(*b, payload...)
+	} else {
+		f.payload, f.written = payload, cl.written
+	}
+	if err := c.w.send(f); err != nil {
+		// Not queued, so nothing will arrive on cl.written.
+		if c.take(id) {
+			c.release()
+			return nil, c.closedErr()
+		}
+		r := <-cl.ch
+		return r.payload, r.err
+	}
+	if f.written != nil {
+		// The payload is the caller's: do not return before it is written.
+		if err := <-cl.written; err != nil {
+			if c.take(id) {
+				c.release()
+				return nil, c.closedErr()
+			}
+			r := <-cl.ch
+			return r.payload, r.err
+		}
+	}
+
+	select {
+	case r := <-cl.ch:
+		return r.payload, r.err
+	case <-ctx.Done():
+		return c.giveUp(ctx, cl, id, false)
+	case <-timerC:
+		return c.giveUp(ctx, cl, id, true)
+	}
+}
+
+// giveUp resolves a call whose caller stopped waiting. If the reply won the
+// race it is returned instead.
+func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64, timedOut bool) ([]byte, error) {
+	c.mu.Lock()
+	_, mine := c.pending[id]
+	if mine {
+		delete(c.pending, id)
+		c.abandoned[id] = time.Now()
+	}
+	c.mu.Unlock()
+	if !mine {
+		r := <-cl.ch
+		return r.payload, r.err
+	}
+	b := getBuf()
+	*b = wire.AppendEmpty((*b)[:0], wire.KindCancel, id)
+	_ = c.w.send(outFrame{buf: b}) // best effort: a dead connection needs no cancel
+	return nil, c.expired(ctx, timedOut)
+}
+
+func (c *Conn) expired(ctx context.Context, timedOut bool) error {
+	if timedOut {
+		return Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed before the plugin answered")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// take removes call id from pending. It reports whether the caller now owns
+// the call's resolution.
+func (c *Conn) take(id uint64) bool {
+	c.mu.Lock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	return ok
+}
+
+func (c *Conn) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &ClosedError{Cause: c.cause}
+}
+
+// acquire takes an in-flight slot, waiting until ctx is done or timerC fires.
+func (c *Conn) acquire(ctx context.Context, timerC <-chan time.Time) error {
+	if c.slots == nil {
+		return nil
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timerC:
+		return Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed while waiting for one of %d call slots", cap(c.slots))
+	case <-c.done:
+		return c.closedErr()
+	}
+}
+
+// resolve delivers a reply to call id. A reply to a call given up on frees
+// its slot; one to an unknown id is counted and dropped.
+func (c *Conn) resolve(id uint64, r reply) {
+	c.mu.Lock()
+	cl, ok := c.pending[id]
+	if ok {
+		delete(c.pending, id)
+	} else if _, ok := c.abandoned[id]; ok {
+		delete(c.abandoned, id)
+		c.mu.Unlock()
+		c.release()
+		c.stats.LateReplies.Add(1)
+		return
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.stats.LateReplies.Add(1)
+		return
+	}
+	c.release()
+	cl.ch <- r
+}

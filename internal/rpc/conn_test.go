@@ -1,0 +1,405 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/airlockhq/airlock/internal/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// socketpair returns the two ends of a real AF_UNIX stream socketpair, the
+// transport the host uses.
+func socketpair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*net.UnixConn)
+	}
+	return conn(fds[0]), conn(fds[1])
+}
+
+func newConn(rwc net.Conn, opts Options) *Conn {
+	return New(rwc, wire.NewReader(rwc, 64<<10, wire.DefaultMaxFrame), opts)
+}
+
+// pair connects a host-side and a plugin-side Conn and closes both when the
+// test ends.
+func pair(t testing.TB, host, plugin Options) (*Conn, *Conn) {
+	t.Helper()
+	a, b := socketpair(t)
+	host.Role, plugin.Role = RoleHost, RolePlugin
+	h, p := newConn(a, host), newConn(b, plugin)
+	t.Cleanup(func() {
+		h.Close(nil)
+		p.Close(nil)
+	})
+	return h, p
+}
+
+// echo serves every function by returning its input, except a few names
+// with special behaviour.
+func echo(ctx context.Context, req *Request) ([]byte, error) {
+	switch req.Function {
+	case "block":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	case "panic":
+		panic("boom")
+	case "fail":
+		return nil, Errorf(wire.CodeBadInput, "bad: %s", req.Payload)
+	}
+	return req.Payload, nil
+}
+
+func TestConn_CallsBothDirections_Hammer(t *testing.T) {
+	h, p := pair(t, Options{Handler: echo}, Options{Handler: echo})
+	const goroutines, calls = 64, 200
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				in := fmt.Appendf(nil, "g%d-i%d", g, i)
+				conn, fn := h, "echo"
+				if i%4 == 0 {
+					conn, fn = p, "kv.echo" // a host call, from the plugin side
+				}
+				out, err := conn.Call(context.Background(), fn, time.Second, []byte("tok"), in)
+				if err != nil || !bytes.Equal(out, in) {
+					failures.Add(1)
+					t.Errorf("call %s: got %q, %v", in, out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d calls failed", failures.Load())
+	}
+}
+
+func TestConn_LargePayloadsBothWays(t *testing.T) {
+	h, p := pair(t, Options{Handler: echo}, Options{Handler: echo})
+	for _, size := range []int{0, 1, copyLimit, copyLimit + 1, 1 << 20, wire.DefaultMaxFrame - 64} {
+		in := bytes.Repeat([]byte{byte(size)}, size)
+		for _, c := range []*Conn{h, p} {
+			out, err := c.Call(context.Background(), "echo", 0, nil, in)
+			if err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("size %d: len(out)=%d err=%v", size, len(out), err)
+			}
+		}
+	}
+}
+
+func TestConn_TooLargeRefusedBeforeSending(t *testing.T) {
+	h, _ := pair(t, Options{MaxSend: wire.MinMaxFrame}, Options{Handler: echo})
+	_, err := h.Call(context.Background(), "echo", 0, nil, make([]byte, wire.MinMaxFrame))
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodeTooLarge || e.Remote {
+		t.Fatalf("got %v, want a local too_large error", err)
+	}
+	if out, err := h.Call(context.Background(), "echo", 0, nil, []byte("ok")); err != nil || string(out) != "ok" {
+		t.Fatalf("connection unusable after a refused call: %q %v", out, err)
+	}
+}
+
+func TestConn_DeadlineReachesHandler(t *testing.T) {
+	seen := make(chan error, 1)
+	h, _ := pair(t, Options{}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		dl, ok := ctx.Deadline()
+		if !ok || time.Until(dl) > time.Second {
+			seen <- fmt.Errorf("handler deadline %v (set=%v), want within 1s", dl, ok)
+			return nil, nil
+		}
+		<-ctx.Done()
+		seen <- ctx.Err()
+		return nil, ctx.Err()
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := h.Call(ctx, "wait", 0, nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("caller got %v, want DeadlineExceeded", err)
+	}
+	if err := <-seen; !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler saw %v", err)
+	}
+}
+
+func TestConn_FunctionTimeoutShorterThanContext(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	_, err := h.Call(context.Background(), "block", 30*time.Millisecond, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodeDeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want deadline_exceeded matching context.DeadlineExceeded", err)
+	}
+}
+
+func TestConn_CancelReachesHandler(t *testing.T) {
+	started := make(chan struct{})
+	seen := make(chan error, 1)
+	h, _ := pair(t, Options{}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		close(started)
+		<-ctx.Done()
+		seen <- ctx.Err()
+		return nil, ctx.Err()
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	if _, err := h.Call(ctx, "wait", 0, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller got %v, want Canceled", err)
+	}
+	if err := <-seen; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler saw %v, want Canceled (from the CANCEL frame)", err)
+	}
+}
+
+func TestConn_PanicBecomesErrorAndServingContinues(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	_, err := h.Call(context.Background(), "panic", 0, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodePanic || !e.Remote {
+		t.Fatalf("got %v, want a remote panic error", err)
+	}
+	if out, err := h.Call(context.Background(), "echo", 0, nil, []byte("after")); err != nil || string(out) != "after" {
+		t.Fatalf("call after panic: %q %v", out, err)
+	}
+}
+
+func TestConn_HandlerErrorCode(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	_, err := h.Call(context.Background(), "fail", 0, nil, []byte("x"))
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodeBadInput || e.Message != "bad: x" {
+		t.Fatalf("got %#v", err)
+	}
+}
+
+func TestConn_CloseFailsEveryPendingCallOnce(t *testing.T) {
+	started := make(chan struct{}, 100)
+	h, _ := pair(t, Options{}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}})
+	const n = 50
+	errs := make(chan error, n*2)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := h.Call(context.Background(), "wait", 0, nil, nil)
+			errs <- err
+		}()
+	}
+	for range n {
+		<-started
+	}
+	h.Close(errors.New("plugin died"))
+	wg.Wait()
+	close(errs)
+	count := 0
+	for err := range errs {
+		count++
+		if !errors.Is(err, ErrClosed) || err.Error() != "connection closed: plugin died" {
+			t.Fatalf("pending call got %v", err)
+		}
+	}
+	if count != n {
+		t.Fatalf("%d resolutions for %d calls", count, n)
+	}
+	if _, err := h.Call(context.Background(), "echo", 0, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call after close: %v", err)
+	}
+}
+
+func TestConn_CloseErrorHookShapesPendingErrors(t *testing.T) {
+	exit := errors.New("exit status 3")
+	h, p := pair(t, Options{CloseError: func(cause error) error { return fmt.Errorf("plugin exited: %w", exit) }},
+		Options{Handler: echo})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Call(context.Background(), "block", 0, nil, nil)
+		done <- err
+	}()
+	for h.InFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Close(nil) // the plugin side goes away: the host reads EOF
+	if err := <-done; !errors.Is(err, exit) {
+		t.Fatalf("got %v, want the CloseError hook's error", err)
+	}
+}
+
+func TestConn_InFlightLimitAndAbandonedSlots(t *testing.T) {
+	release := make(chan struct{})
+	h, _ := pair(t, Options{MaxInFlight: 2}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if req.Function == "stubborn" {
+			<-release // ignores cancellation on purpose
+			return []byte("late"), nil
+		}
+		return req.Payload, nil
+	}})
+	// Two stubborn calls time out but keep their slots: the handler has
+	// not answered.
+	for range 2 {
+		if _, err := h.Call(context.Background(), "stubborn", 20*time.Millisecond, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("stubborn call: %v", err)
+		}
+	}
+	if n, since := h.OldestAbandoned(); n != 2 || since.IsZero() {
+		t.Fatalf("OldestAbandoned = %d, %v; want 2 calls", n, since)
+	}
+	// A third call waits for a slot until its deadline.
+	_, err := h.Call(context.Background(), "echo", 30*time.Millisecond, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodeDeadlineExceeded {
+		t.Fatalf("call without a slot: %v", err)
+	}
+	// The late replies free the slots.
+	close(release)
+	for {
+		if n, _ := h.OldestAbandoned(); n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if out, err := h.Call(context.Background(), "echo", time.Second, nil, []byte("ok")); err != nil || string(out) != "ok" {
+		t.Fatalf("after late replies: %q %v", out, err)
+	}
+	if got := h.Stats().LateReplies.Load(); got != 2 {
+		t.Fatalf("LateReplies = %d, want 2", got)
+	}
+}
+
+func TestConn_PingPong(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	if since, err := h.Ping(time.Now()); err != nil || !since.IsZero() {
+		t.Fatalf("first ping: %v %v", since, err)
+	}
+	for h.pingSent.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConn_GarbageIsAProtocolError(t *testing.T) {
+	a, b := socketpair(t)
+	h := newConn(a, Options{Role: RoleHost})
+	defer h.Close(nil)
+	defer b.Close()
+	tests := [][]byte{
+		wire.Hello{Versions: wire.Supported}.AppendFrame(nil),             // wrong phase
+		wire.Call{Function: "x"}.AppendFrame(nil, 1),                      // wrong direction
+		append(wire.AppendHeader(nil, wire.KindResult, 1, 2), 0xff, 0xff), // body overrun
+		wire.AppendHeader(nil, wire.KindResult, 1, wire.DefaultMaxFrame),  // oversized
+	}
+	_, _ = b.Write(tests[0])
+	<-h.Done()
+	var pe *ProtocolError
+	if !errors.As(h.Err(), &pe) {
+		t.Fatalf("Err = %v, want *ProtocolError", h.Err())
+	}
+	for i, frame := range tests[1:] {
+		a, b := socketpair(t)
+		h := newConn(a, Options{Role: RoleHost})
+		_, _ = b.Write(frame)
+		<-h.Done()
+		if !errors.As(h.Err(), &pe) {
+			t.Errorf("case %d: Err = %v, want *ProtocolError", i+1, h.Err())
+		}
+		h.Close(nil)
+		b.Close()
+	}
+}
+
+func TestConn_SkipsUnknownKinds(t *testing.T) {
+	a, b := socketpair(t)
+	p := newConn(b, Options{Role: RolePlugin, Handler: echo})
+	defer p.Close(nil)
+	defer a.Close()
+	_, _ = a.Write(wire.AppendFrame(nil, wire.Frame{Kind: 0x41, Body: []byte("future")}))
+	_, _ = a.Write(wire.Call{Function: "echo", Payload: []byte("hi")}.AppendFrame(nil, 1))
+	r := wire.NewReader(a, 4096, wire.DefaultMaxFrame)
+	hd, err := r.Next()
+	if err != nil || hd.Kind != wire.KindResult || hd.ID != 1 {
+		t.Fatalf("got %+v %v, want RESULT 1", hd, err)
+	}
+	if p.Stats().UnknownKinds.Load() != 1 {
+		t.Fatalf("UnknownKinds = %d", p.Stats().UnknownKinds.Load())
+	}
+}
+
+func TestConn_DrainRefusesNewCallsAndWaits(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	h, p := pair(t, Options{}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if req.Function == "slow" {
+			close(started)
+			<-release
+		}
+		return []byte("done"), nil
+	}})
+	slow := make(chan error, 1)
+	go func() { _, err := h.Call(context.Background(), "slow", 0, nil, nil); slow <- err }()
+	<-started
+	drained := make(chan error, 1)
+	go func() { drained <- p.Drain(context.Background()) }()
+	for {
+		p.mu.Lock()
+		d := p.draining
+		p.mu.Unlock()
+		if d {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err := h.Call(context.Background(), "quick", 0, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != wire.CodeUnavailable {
+		t.Fatalf("call during drain: %v, want unavailable", err)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatalf("in-flight call during drain: %v", err)
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkConn_Call64B(b *testing.B) {
+	h, _ := pair(b, Options{}, Options{Handler: echo})
+	in := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Call(context.Background(), "echo", 0, nil, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,195 @@
+package rpc
+
+import (
+	"io"
+	"net"
+	"sync"
+)
+
+// copyLimit is the largest payload copied into the frame buffer. Larger
+// payloads are written straight from the sender's slice, and the sender
+// waits until that write is done before reusing it.
+const copyLimit = 32 << 10
+
+// combineRounds bounds how many batches one sender writes for others before
+// it hands the rest to the flusher goroutine and goes back to its own call.
+const combineRounds = 4
+
+// outFrame is one frame waiting to be written.
+type outFrame struct {
+	buf     *[]byte    // header and fixed fields (and a copied small payload); pooled
+	payload []byte     // large payload written from the sender's slice, or nil
+	written chan error // when non-nil, receives the write's outcome
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // do not keep buffers grown by one large frame
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// writer serialises frames onto the connection without holding a lock
+// across I/O. Senders append to a queue under a short lock; the first sender
+// to find nobody writing becomes the writer ("flat combining"): it takes the
+// whole queue, writes it with one writev, and repeats, so concurrent frames
+// are batched and an uncontended sender writes its own frame with no
+// goroutine hand-off. After combineRounds batches it wakes the flusher
+// goroutine to finish, so no sender writes for others indefinitely.
+type writer struct {
+	w io.Writer
+
+	mu      sync.Mutex
+	queue   []outFrame
+	spare   []outFrame
+	writing bool
+	err     error
+
+	bufs  net.Buffers
+	wake  chan struct{} // flusher: continue writing the queue
+	onErr func(error)   // called once with the first write error
+	done  chan struct{} // closed by the connection: the flusher exits
+}
+
+func newWriter(w io.Writer, onErr func(error), done chan struct{}) *writer {
+	wr := &writer{w: w, wake: make(chan struct{}, 1), onErr: onErr, done: done}
+	go wr.flusher()
+	return wr
+}
+
+// send queues f and, when nobody is writing, writes the queue. It returns
+// the connection's error if the connection already failed; in that case f
+// was not queued and its buffer is released.
+func (w *writer) send(f outFrame) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		putBuf(f.buf)
+		return err
+	}
+	w.queue = append(w.queue, f)
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	w.writing = true
+	w.drain(combineRounds)
+	return nil
+}
+
+// sendAsync queues f without ever writing on the calling goroutine: when
+// nobody is writing it wakes the flusher. The reading goroutine uses it
+// (for PONG) so that it can never block in a write while the peer, blocked
+// writing to us, waits for it to read.
+func (w *writer) sendAsync(f outFrame) {
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		finish(f, w.err)
+		return
+	}
+	w.queue = append(w.queue, f)
+	start := !w.writing
+	w.writing = true
+	w.mu.Unlock()
+	if start {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain writes queued batches. It is entered with mu held and writing set,
+// and returns with mu released. rounds < 0 means until the queue is empty.
+func (w *writer) drain(rounds int) {
+	for n := 0; len(w.queue) > 0; n++ {
+		if rounds >= 0 && n == rounds {
+			w.mu.Unlock()
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+			return // writing stays set: the flusher owns the queue now
+		}
+		batch := w.queue
+		w.queue = w.spare[:0]
+		w.mu.Unlock()
+
+		err := w.writeBatch(batch)
+
+		w.mu.Lock()
+		clear(batch)
+		w.spare = batch[:0]
+		if err != nil && w.err == nil {
+			w.err = err
+			failed := w.queue
+			w.queue = nil
+			w.mu.Unlock()
+			for _, f := range failed {
+				finish(f, err)
+			}
+			w.onErr(err)
+			w.mu.Lock()
+		}
+	}
+	w.writing = false
+	w.mu.Unlock()
+}
+
+func (w *writer) writeBatch(batch []outFrame) error {
+	w.bufs = w.bufs[:0]
+	for _, f := range batch {
+		w.bufs = append(w.bufs, *f.buf)
+		if len(f.payload) > 0 {
+			w.bufs = append(w.bufs, f.payload)
+		}
+	}
+	bufs := w.bufs // WriteTo consumes its receiver
+	_, err := bufs.WriteTo(w.w)
+	for _, f := range batch {
+		finish(f, err)
+	}
+	clear(w.bufs[:cap(w.bufs)])
+	return err
+}
+
+func finish(f outFrame, err error) {
+	putBuf(f.buf)
+	if f.written != nil {
+		f.written <- err
+	}
+}
+
+func (w *writer) flusher() {
+	for {
+		select {
+		case <-w.wake:
+			w.mu.Lock()
+			w.drain(-1)
+		case <-w.done:
+			return
+		}
+	}
+}
+
+// fail marks the writer failed so later sends return err. Frames still
+// queued are finished with err.
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	failed := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+	for _, f := range failed {
+		finish(f, err)
+	}
+}
