@@ -145,7 +145,7 @@ func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64, timedOut bool) (
 	_, mine := c.pending[id]
 	if mine {
 		delete(c.pending, id)
-		c.abandoned[id] = time.Now()
+		c.abandoned[id] = c.opts.Now()
 	}
 	c.mu.Unlock()
 	if !mine {

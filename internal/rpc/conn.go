@@ -86,6 +86,9 @@ type Options struct {
 	// status). It runs once, on the goroutine that saw the failure.
 	CloseError func(cause error) error
 	Logger     *slog.Logger
+	// Now tells the time for OldestAbandoned (tests inject a fake clock);
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // Conn is one side of a connection. It is safe for concurrent use.
@@ -155,6 +158,9 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.opts.Now == nil {
+		c.opts.Now = time.Now
 	}
 	switch opts.Role {
 	case RoleHost:
@@ -253,15 +259,38 @@ func (c *Conn) Drain(ctx context.Context) error {
 	}
 }
 
-// Send writes a control frame that needs no reply (SHUTDOWN, GOODBYE,
-// GRANT, LOG). frame must be a complete encoded frame; Send copies it.
+// Send writes a complete frame that needs no reply (SHUTDOWN, GOODBYE,
+// GRANT) and returns once it has been written. It copies frame.
 func (c *Conn) Send(frame []byte) error {
+	f, err := c.control(frame)
+	if err != nil {
+		return err
+	}
+	written := make(chan error, 1)
+	f.written = written
+	if err := c.w.send(f); err != nil {
+		return err
+	}
+	return <-written
+}
+
+// Post queues a complete frame that needs no reply (LOG) without waiting for
+// it to be written. It copies frame.
+func (c *Conn) Post(frame []byte) error {
+	f, err := c.control(frame)
+	if err != nil {
+		return err
+	}
+	return c.w.send(f)
+}
+
+func (c *Conn) control(frame []byte) (outFrame, error) {
 	if len(frame) > c.opts.MaxSend {
-		return Errorf(wire.CodeTooLarge, "frame of %d bytes exceeds the peer's limit of %d", len(frame), c.opts.MaxSend)
+		return outFrame{}, Errorf(wire.CodeTooLarge, "frame of %d bytes exceeds the peer's limit of %d", len(frame), c.opts.MaxSend)
 	}
 	b := getBuf()
 	*b = append((*b)[:0], frame...)
-	return c.w.send(outFrame{buf: b})
+	return outFrame{buf: b}, nil
 }
 
 // Ping sends a PING unless one is still unanswered. It returns when the

@@ -1,0 +1,261 @@
+// Package proc starts a process-tier plugin and watches it: a private
+// socketpair as fd 3, its stdout and stderr captured line by line into the
+// host's log under a budget, its exit status and last stderr lines kept for
+// the error its pending calls receive, and kills that reach its whole
+// process tree.
+//
+// # Why a socketpair on fd 3?
+//
+// A socketpair has no name: no other process can connect to it, nothing is
+// left on disk, and the plugin's stdout stays plain output instead of
+// carrying a handshake (hashicorp/go-plugin's design, which forces plugins
+// to keep stdout clean). It is also the fastest local transport Go can poll.
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Containment is what a sandbox does around one process. Prepare has
+// already rewritten the command; proc calls the methods at the right
+// moments. A nil Containment means a plain child in its own process group.
+type Containment interface {
+	// Started runs after the process started and before it may run the
+	// plugin (the sandbox's launcher waits for it).
+	Started() error
+	// Kill kills the whole process tree.
+	Kill() error
+	// Close releases what the containment holds, after the process exited.
+	Close() error
+}
+
+// Config describes one plugin process.
+type Config struct {
+	Name    string   // plugin name, for logs
+	Program string   // absolute path of the entry program
+	// Exec, when set, is the already opened and verified entry program: the
+	// process is started from this descriptor (via /proc/self/fd), so the
+	// file that runs is the file that was checked.
+	Exec *os.File
+	Args    []string // arguments after the program
+	Dir     string   // working directory: the plugin folder
+	Env     []string // the complete environment; never the host's
+	// Output receives the plugin's stdout and stderr lines.
+	Output *Output
+	// Contain, when set, wraps the command in a sandbox: it may rewrite cmd
+	// (path, args, extra files, SysProcAttr) and returns the containment.
+	Contain func(cmd *exec.Cmd) (Containment, error)
+}
+
+// Process is a running plugin process. Its methods are safe for concurrent
+// use.
+type Process struct {
+	cmd     *exec.Cmd
+	conn    *net.UnixConn
+	contain Containment
+	out     *Output
+	pid     int
+
+	done    chan struct{} // closed when the process has exited and its output is read
+	exit    *ExitError
+	killMu  sync.Mutex
+	reason  string // why the host killed it, if it did
+	readers sync.WaitGroup
+	pipes   []*os.File
+}
+
+// Start starts the plugin process. The returned connection is the host's end
+// of the socketpair; the plugin holds the other as fd 3.
+func Start(ctx context.Context, cfg Config) (*Process, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create socketpair: %w", os.NewSyscallError("socketpair", err))
+	}
+	hostEnd := os.NewFile(uintptr(fds[0]), "airlock-host")
+	childEnd := os.NewFile(uintptr(fds[1]), "airlock-plugin")
+	defer childEnd.Close()
+	fc, err := net.FileConn(hostEnd)
+	hostEnd.Close()
+	if err != nil {
+		childEnd.Close()
+		return nil, fmt.Errorf("wrap socketpair: %w", err)
+	}
+	conn := fc.(*net.UnixConn)
+
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("create stdout pipe: %w", err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		stdoutR.Close()
+		stdoutW.Close()
+		return nil, fmt.Errorf("create stderr pipe: %w", err)
+	}
+
+	cmd := exec.Command(cfg.Program, cfg.Args...)
+	if cfg.Exec != nil && execByFD(cfg.Exec) {
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", cfg.Exec.Fd())
+		cmd.Err = nil // exec.Command's lookup of the plain path does not apply
+	}
+	cmd.Dir = cfg.Dir
+	cmd.Env = cfg.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{} // nil would mean "inherit the host's"
+	}
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout = stdoutW
+	cmd.Stderr = stderrW
+	cmd.ExtraFiles = []*os.File{childEnd}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,            // its own group, so a group kill cannot reach the host
+		Pdeathsig: syscall.SIGKILL, // it dies if the host dies
+	}
+
+	p := &Process{cmd: cmd, conn: conn, out: cfg.Output, done: make(chan struct{}),
+		pipes: []*os.File{stdoutR, stderrR}}
+	cleanup := func() {
+		conn.Close()
+		stdoutR.Close()
+		stderrR.Close()
+	}
+	if cfg.Contain != nil {
+		c, err := cfg.Contain(cmd)
+		if err != nil {
+			stdoutW.Close()
+			stderrW.Close()
+			cleanup()
+			return nil, err
+		}
+		p.contain = c
+	}
+	err = cmd.Start()
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		cleanup()
+		if p.contain != nil {
+			_ = p.contain.Close()
+		}
+		return nil, fmt.Errorf("start %s: %w", cfg.Program, err)
+	}
+	p.pid = cmd.Process.Pid
+	if p.contain != nil {
+		if err := p.contain.Started(); err != nil {
+			p.killWith("sandbox setup failed")
+			_ = cmd.Wait()
+			cleanup()
+			_ = p.contain.Close()
+			return nil, fmt.Errorf("contain %s: %w", cfg.Program, err)
+		}
+	}
+	p.readers.Add(2)
+	go p.capture(stdoutR, "stdout")
+	go p.capture(stderrR, "stderr")
+	go p.wait()
+	return p, nil
+}
+
+// Conn returns the host's end of the plugin's socketpair.
+func (p *Process) Conn() *net.UnixConn { return p.conn }
+
+// Pid returns the process id.
+func (p *Process) Pid() int { return p.pid }
+
+// Done is closed when the process has exited and its output has been read.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exit returns how the process ended; it is valid after Done is closed.
+func (p *Process) Exit() *ExitError { return p.exit }
+
+// outputGrace is how long output may still be read after the process
+// exited: a descendant holding the pipes open cannot keep Done from closing.
+const outputGrace = 500 * time.Millisecond
+
+func (p *Process) wait() {
+	// Wait for the exit without reaping: while the zombie exists its pid,
+	// which is also its process group id, cannot be reused, so the group
+	// kill below cannot reach a stranger.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	// The plugin's tree must not outlive it: kill what is left, then give
+	// the readers a moment to drain what was written before the exit.
+	if p.contain != nil {
+		_ = p.contain.Kill()
+	} else {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(outputGrace)
+	for _, f := range p.pipes {
+		_ = f.SetReadDeadline(deadline)
+	}
+	err := p.cmd.Wait()
+	p.readers.Wait()
+	for _, f := range p.pipes {
+		f.Close()
+	}
+	if p.contain != nil {
+		_ = p.contain.Close()
+	}
+	p.killMu.Lock()
+	reason := p.reason
+	p.killMu.Unlock()
+	p.exit = newExitError(p.pid, p.cmd.ProcessState, err, reason, p.out.stderrTail())
+	close(p.done)
+}
+
+// Terminate asks the plugin to exit (SIGTERM to its process group).
+func (p *Process) Terminate() {
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+}
+
+// Kill kills the plugin's whole process tree. reason is recorded in the
+// exit error ("watchdog: no heartbeat for 5s"). Killing a process that
+// already exited is harmless.
+func (p *Process) Kill(reason string) { p.killWith(reason) }
+
+func (p *Process) killWith(reason string) {
+	p.killMu.Lock()
+	if p.reason == "" {
+		p.reason = reason
+	}
+	p.killMu.Unlock()
+	if p.contain != nil {
+		if err := p.contain.Kill(); err == nil {
+			return
+		}
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+}
+
+// execByFD reports whether f can be started through /proc/self/fd: it can
+// for binaries, not for scripts (their interpreter would have to reopen the
+// descriptor, which exec closes), and not where /proc is missing.
+func execByFD(f *os.File) bool {
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic == [2]byte{'#', '!'} {
+		return false
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	return err == nil
+}
+
+// ErrExited is matched by every *ExitError.
+var ErrExited = errors.New("plugin process exited")
