@@ -82,13 +82,16 @@ func setSHA256(data []byte, digest string) ([]byte, error) {
 			if full[0] != "entry" {
 				continue
 			}
-			if len(full) == 1 {
-				return nil, errors.New("entry is an inline table; add sha256 to it by hand, or make [entry] a table")
+			v := e.Value()
+			if len(full) == 1 { // entry = { ... }
+				v = inlineValue(v, "sha256")
+				if v == nil {
+					return nil, errors.New("entry is an inline table; add sha256 to it by hand, or make [entry] a table")
+				}
 			}
-			if len(full) == 2 && full[1] == "sha256" {
-				r := e.Value().Raw
-				out := slices.Concat(data[:r.Offset], value, data[r.Offset+r.Length:])
-				return out, nil
+			if len(full) == 1 || len(full) == 2 && full[1] == "sha256" {
+				r := v.Raw
+				return slices.Concat(data[:r.Offset], value, data[r.Offset+r.Length:]), nil
 			}
 			start := int(e.Raw.Offset)
 			insertAt = lineEnd(data, start+int(e.Raw.Length))
@@ -125,6 +128,17 @@ func setSHA256(data []byte, digest string) ([]byte, error) {
 		insert = slices.Concat(nl, insert)
 	}
 	return slices.Concat(data[:at], insert, data[at:]), nil
+}
+
+// inlineValue returns the value of key in the inline table t, or nil.
+func inlineValue(t *unstable.Node, key string) *unstable.Node {
+	for it := t.Children(); it.Next(); {
+		kv := it.Node()
+		if k := keyParts(kv); len(k) == 1 && k[0] == key {
+			return kv.Value()
+		}
+	}
+	return nil
 }
 
 // keyParts returns the key of a table header or key-value expression.

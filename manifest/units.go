@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ type textError struct {
 func (e *textError) Error() string {
 	return fmt.Sprintf("invalid %s %q: %s (example: %s)", e.kind, e.text, e.reason, e.example)
 }
+
+// durationRE is the syntax time.ParseDuration accepts, without a sign.
+var durationRE = regexp.MustCompile(`^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // UnmarshalText parses a duration with an explicit unit, such as "250ms",
 // "2s" or "1m30s". Negative durations and bare numbers are errors.
@@ -39,10 +43,10 @@ func (d *Duration) UnmarshalText(text []byte) error {
 		return bad("no unit", strconv.Quote(s+"s"))
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
-		if strings.Contains(err.Error(), "overflow") {
-			return bad("too large", `"24h"`)
-		}
+	switch {
+	case err != nil && durationRE.MatchString(s):
+		return bad("too large", `"24h"`) // well-formed, so it overflowed
+	case err != nil:
 		return bad(`not a number with a unit (ns, us, ms, s, m, h)`, `"250ms"`)
 	}
 	*d = Duration(v)

@@ -556,6 +556,6 @@ func (c *checker) nonNegative(field string, n int) {
 
 func (c *checker) rate(field string, r Rate) {
 	if r.Count < 0 || r.Per < 0 || math.IsNaN(r.Count) || math.IsInf(r.Count, 0) {
-		c.add(field, `write a rate such as "10/s"`, "invalid rate %v/%s", r.Count, r.Per)
+		c.add(field, `write a rate such as "10/s"`, "must be a finite rate of 0 or more, got %s", r)
 	}
 }
