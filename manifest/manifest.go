@@ -13,7 +13,11 @@
 // a manifest in one pass instead of one error at a time.
 package manifest
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // FileName is the manifest's file name inside a plugin folder.
 const FileName = "airlock.toml"
@@ -38,6 +42,10 @@ type Manifest struct {
 	// Dir is the folder the manifest was read from (absolute). It is not a
 	// TOML key; Load sets it.
 	Dir string `toml:"-"`
+
+	// src records where each key was in the file, so that Validate can give
+	// line numbers; nil for a Manifest built in Go.
+	src *source
 }
 
 // Tier selects how a plugin runs.
@@ -163,4 +171,9 @@ type Size int64
 type Rate struct {
 	Count float64
 	Per   time.Duration
+}
+
+// FunctionNames returns the names of the exported functions, sorted.
+func (m *Manifest) FunctionNames() []string {
+	return slices.Sorted(maps.Keys(m.Functions))
 }
