@@ -206,14 +206,20 @@ func (c *Conn) Close(cause error) {
 // CloseError makes of cause.
 func (c *Conn) fail(cause error) {
 	c.failOnce.Do(func() {
-		_ = c.rwc.Close()
+		// Refuse new calls at once, then let the owner shape the error (the
+		// host kills a plugin that broke the protocol here, before the
+		// socket closes, so the kill's reason is what the plugin dies of),
+		// and only then close the socket.
+		c.mu.Lock()
+		c.closed = true
+		c.cause = cause
+		c.mu.Unlock()
 		delivered := error(&ClosedError{Cause: cause})
 		if c.opts.CloseError != nil {
 			delivered = c.opts.CloseError(cause)
 		}
+		_ = c.rwc.Close()
 		c.mu.Lock()
-		c.closed = true
-		c.cause = cause
 		pending := c.pending
 		c.pending = make(map[uint64]*call)
 		abandoned := len(c.abandoned)

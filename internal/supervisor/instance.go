@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/proc"
@@ -103,9 +104,17 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		if errors.As(err, &se) {
 			stage = se.stage
 		}
-		undo()
-		if exit := p.Exit(); exit != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-			err = fmt.Errorf("%w (%v)", err, exit)
+		if connGone(err) {
+			// The plugin hung up: let it finish exiting so the error can
+			// say how it ended and what it printed.
+			select {
+			case <-p.Done():
+			case <-time.After(exitWait):
+			}
+			undo()
+			err = fmt.Errorf("the plugin closed its connection during the handshake: %v", p.Exit())
+		} else {
+			undo()
 		}
 		return fail(stage, err)
 	}
@@ -131,14 +140,14 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 	var tokens []wire.Token
 	if s.cfg.Grant != nil {
 		if tokens, err = s.cfg.Grant(id); err != nil {
-			inst.conn.Close(err)
 			undo()
+			inst.conn.Close(err)
 			return fail(StateActivate, fmt.Errorf("mint capability tokens: %w", err))
 		}
 	}
 	if err := inst.conn.Send(wire.Grant{Tokens: tokens}.AppendFrame(nil)); err != nil {
-		inst.conn.Close(err)
 		undo()
+		inst.conn.Close(err)
 		return fail(StateActivate, fmt.Errorf("send grant: %w", err))
 	}
 	go s.track(inst)
@@ -172,6 +181,11 @@ func (s *Supervisor) negotiate(ctx context.Context, inst *instance) (*wire.Reade
 	r := wire.NewReader(conn, 64<<10, wire.HandshakeMaxFrame)
 	h, err := r.Next()
 	if err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return nil, wire.Welcome{}, &stageErr{StateInit, &rpc.ProtocolError{
+				Detail: "the plugin's first frame is invalid, so it does not speak the Airlock protocol (is entry.program an Airlock plugin?)", Err: err}}
+		}
 		if isTimeout(err) {
 			err = fmt.Errorf("no answer to hello within limits.startup_timeout (%v): is the entry program an Airlock plugin serving on fd 3?", m.Limits.StartupTimeout)
 		} else if ctx.Err() != nil {
@@ -235,6 +249,13 @@ func (s *Supervisor) negotiate(ctx context.Context, inst *instance) (*wire.Reade
 }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// connGone reports whether err means the peer closed or reset the
+// connection.
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // env is the plugin's complete environment: a fixed minimum, never the
 // host's, plus what the host configuration adds.
