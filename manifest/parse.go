@@ -114,8 +114,11 @@ func load(data []byte, file, dir string) (*Manifest, error) {
 // overlaps reports whether field is, contains or lies inside a field of an
 // existing problem.
 func overlaps(field string, problems []Problem) bool {
+	inside := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
 	for _, p := range problems {
-		if field == p.Field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(p.Field, field+".") {
+		if inside(field, p.Field) || inside(p.Field, field) {
 			return true
 		}
 	}
