@@ -17,7 +17,16 @@ import (
 
 // Digest returns the lowercase hex SHA-256 of the file at path, the form
 // entry.sha256 takes.
+//
+// Only a regular file is read (a FIFO would block forever).
 func Digest(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("digest entry program: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("digest entry program: %s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("digest entry program: %w", err)

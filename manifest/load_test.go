@@ -137,3 +137,17 @@ func TestLoad_EntryProgram(t *testing.T) {
 		})
 	}
 }
+
+func TestLoad_RefusesOddFiles(t *testing.T) {
+	t.Run("too large", func(t *testing.T) {
+		dir := pluginDir(t, loadManifest+"# "+strings.Repeat("x", maxManifestSize)+"\n")
+		_, err := Load(dir)
+		checkErr(t, err, "airlock.toml: larger than 1MiB (fix: a manifest is a short hand-written file")
+	})
+	t.Run("directory", func(t *testing.T) {
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, FileName), 0o755)
+		_, err := Load(dir)
+		checkErr(t, err, "not a regular file")
+	})
+}

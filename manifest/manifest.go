@@ -23,7 +23,11 @@ import (
 const FileName = "airlock.toml"
 
 // Manifest is a decoded airlock.toml. Zero values mean "use the default";
-// Defaults returns a copy with every default filled in.
+// Defaults returns a copy with every default filled in. Because zero means
+// default, a key the file writes as zero ("0s", 0, "") is a validation
+// error rather than a silent default.
+//
+// A Manifest is plain data: safe for concurrent reads, not for writes.
 type Manifest struct {
 	Name        string `toml:"name"`
 	Version     string `toml:"version"`

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -53,11 +54,41 @@ func Load(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("load manifest: %w", err)
 	}
 	file := filepath.Join(dir, FileName)
-	data, err := os.ReadFile(file)
+	data, err := readManifest(file)
+	if err != nil {
+		return nil, err
+	}
+	return load(data, file, abs)
+}
+
+// maxManifestSize bounds what Load reads and Parse accepts: plugin folders
+// may come from people the host does not trust.
+const maxManifestSize = 1 << 20
+
+// readManifest reads file, refusing anything but a regular file (a FIFO
+// would block the reader forever) and stopping after maxManifestSize+1
+// bytes.
+func readManifest(file string) ([]byte, error) {
+	fi, err := os.Stat(file)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w (a plugin folder holds its %s)", err, FileName)
 	}
-	return load(data, file, abs)
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{File: file, Problems: []Problem{{
+			Message: "not a regular file (" + fi.Mode().Type().String() + ")",
+			Fix:     "make " + FileName + " a plain text file",
+		}}}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("load manifest: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("load manifest: %w", err)
+	}
+	return data, nil
 }
 
 // load is Load after the read: decode, then validate what decoded, skipping
@@ -83,8 +114,11 @@ func load(data []byte, file, dir string) (*Manifest, error) {
 // overlaps reports whether field is, contains or lies inside a field of an
 // existing problem.
 func overlaps(field string, problems []Problem) bool {
+	inside := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
 	for _, p := range problems {
-		if field == p.Field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(p.Field, field+".") {
+		if inside(field, p.Field) || inside(p.Field, field) {
 			return true
 		}
 	}
@@ -94,6 +128,12 @@ func overlaps(field string, problems []Problem) bool {
 // decode parses data into a Manifest. It returns a nil Manifest only for a
 // TOML syntax error; otherwise the Manifest holds every value that decoded.
 func decode(data []byte) (*Manifest, []Problem) {
+	if len(data) > maxManifestSize {
+		return nil, []Problem{{
+			Message: fmt.Sprintf("larger than %s", Size(maxManifestSize)),
+			Fix:     "a manifest is a short hand-written file; check that this is the right file",
+		}}
+	}
 	var tree map[string]any
 	if err := toml.Unmarshal(data, &tree); err != nil {
 		var de *toml.DecodeError

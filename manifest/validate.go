@@ -197,10 +197,10 @@ func (c *checker) program(prog string) {
 	case fi.Mode().Perm()&0o111 == 0:
 		c.add(field, "chmod +x "+path, "%s is not executable", path)
 	}
-	real, err1 := filepath.EvalSymlinks(path)
+	resolved, err1 := filepath.EvalSymlinks(path)
 	root, err2 := filepath.EvalSymlinks(c.m.Dir)
-	if err1 == nil && err2 == nil && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-		c.add(field, "copy the program into the plugin folder instead of linking to it", "%s resolves to %s, outside the plugin folder", path, real)
+	if err1 == nil && err2 == nil && !strings.HasPrefix(resolved, root+string(filepath.Separator)) {
+		c.add(field, "copy the program into the plugin folder instead of linking to it", "%s resolves to %s, outside the plugin folder", path, resolved)
 	}
 }
 
