@@ -56,4 +56,3 @@ func (p *Plugin) Status() Status {
 		LastExit: s.LastExit, LastError: s.LastError,
 	}
 }
-

@@ -71,4 +71,3 @@ func signalName(s syscall.Signal) string {
 	}
 	return fmt.Sprintf("%d (%v)", int(s), s)
 }
-

@@ -41,15 +41,15 @@ type Containment interface {
 
 // Config describes one plugin process.
 type Config struct {
-	Name    string   // plugin name, for logs
-	Program string   // absolute path of the entry program
+	Name    string // plugin name, for logs
+	Program string // absolute path of the entry program
 	// Exec, when set, is the already opened and verified entry program: the
 	// process is started from this descriptor (via /proc/self/fd), so the
 	// file that runs is the file that was checked.
 	Exec *os.File
-	Args    []string // arguments after the program
-	Dir     string   // working directory: the plugin folder
-	Env     []string // the complete environment; never the host's
+	Args []string // arguments after the program
+	Dir  string   // working directory: the plugin folder
+	Env  []string // the complete environment; never the host's
 	// Output receives the plugin's stdout and stderr lines.
 	Output *Output
 	// Contain, when set, wraps the command in a sandbox: it may rewrite cmd

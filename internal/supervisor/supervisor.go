@@ -92,7 +92,7 @@ type Supervisor struct {
 	closed    chan struct{} // closed when the supervisor stopped for good
 	closeOnce sync.Once
 	loop      sync.WaitGroup // the monitor (and restart) goroutine
-	stateWait chan struct{} // closed and replaced on every state change
+	stateWait chan struct{}  // closed and replaced on every state change
 	inst      *instance
 
 	gate   gate
