@@ -33,6 +33,7 @@ type Status struct {
 	Calls         uint64 // calls made, including failed ones
 	Failed        uint64 // calls that returned an error
 	RateLimited   uint64 // calls refused by a rate limit
+	Retried       uint64 // idempotent calls retried after the process died under them
 	InFlight      int    // calls holding a concurrency slot now
 	Restarts      int    // restarts since load
 	Crashes       uint64 // times the process ended while it should have been serving
@@ -50,7 +51,7 @@ func (p *Plugin) Status() Status {
 		Name: s.Name, Version: s.Version, State: State(s.State.String()),
 		Instance: s.Instance, PID: s.PID, Protocol: int(s.Protocol), SDK: s.SDK,
 		Exports: s.Exports, Since: s.StartedAt,
-		Calls: s.Calls, Failed: s.Failed, RateLimited: s.RateLimited, InFlight: s.InFlight,
+		Calls: s.Calls, Failed: s.Failed, RateLimited: s.RateLimited, Retried: s.Retried, InFlight: s.InFlight,
 		Restarts: s.Restarts, Crashes: s.Crashes, WatchdogKills: s.WatchdogKills,
 		ProtocolErrs: s.ProtocolErrs, LogDropped: s.LogDropped,
 		LastExit: s.LastExit, LastError: s.LastError,

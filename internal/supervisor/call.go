@@ -68,6 +68,7 @@ func (s *Supervisor) Call(ctx context.Context, function string, input []byte) ([
 			// The manifest says this function is safe to run twice: try once
 			// more on the restarted instance.
 			retried = true
+			s.counts.retried.Add(1)
 			s.waitChange(ctx, inst)
 			continue
 		}

@@ -51,6 +51,7 @@ type Status struct {
 	Calls         uint64
 	Failed        uint64
 	RateLimited   uint64
+	Retried       uint64
 	InFlight      int
 	WatchdogKills uint64
 	Crashes       uint64
@@ -86,6 +87,7 @@ func (s *Supervisor) Status() Status {
 	st.Calls = s.counts.calls.Load()
 	st.Failed = s.counts.failed.Load()
 	st.RateLimited = s.counts.rateLimited.Load()
+	st.Retried = s.counts.retried.Load()
 	st.WatchdogKills = s.counts.watchdogKills.Load()
 	st.Crashes = s.counts.crashes.Load()
 	st.ProtocolErrs = s.counts.protocolErrors.Load()

@@ -109,6 +109,7 @@ type current struct {
 
 type counters struct {
 	calls, failed, rateLimited atomic.Uint64
+	retried                    atomic.Uint64
 	watchdogKills, crashes     atomic.Uint64
 	protocolErrors             atomic.Uint64
 	logDropped                 atomic.Uint64

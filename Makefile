@@ -1,0 +1,44 @@
+# Airlock's build. Two commands matter to a newcomer:
+#   make demo   build the CLI and the example plugins, and run the demo
+#   make test   the whole test suite (what CI runs, via .ci/run)
+
+GO       ?= go
+FUZZTIME ?= 10s
+# Package patterns whose tests run in `make test`.
+PKGS     ?= ./...
+
+.PHONY: all build demo test test-go test-fuzz check-format vet cross clean
+
+all: build
+
+build:
+	$(GO) build -o bin/airlock ./cmd/airlock
+
+demo: build
+	./bin/airlock demo
+
+test: check-format vet cross test-go test-fuzz
+	@echo "make test: all passed"
+
+check-format:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# The Go SDK must build for every target a plugin may use.
+cross:
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/go/plugin
+	GOOS=darwin GOARCH=arm64 $(GO) build ./sdk/go/plugin ./manifest
+
+test-go:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# Short fuzz runs of every decoder that takes untrusted input.
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifest
+
+clean:
+	rm -rf bin examples/*/bin
