@@ -218,4 +218,3 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 	_, err := p.w.Write([]byte(indent(string(b), p.prefix) + "\n"))
 	return len(b), err
 }
-
