@@ -84,12 +84,12 @@ func weatherPolicy(dataDir string) *policy.Policy {
 		policy.Default: {Capabilities: map[string]policy.Rule{policy.Clock: {}}},
 		"weather": {
 			Capabilities: map[string]policy.Rule{
-				policy.KV:     {Quota: 64},
-				policy.HTTP:   {Hosts: []string{"api.test", "meta.test"}, Methods: []string{"GET"}, AllowPrivate: true},
-				policy.FSRead: {Roots: map[string]string{"data": dataDir}},
+				policy.KV:      {Quota: 64},
+				policy.HTTP:    {Hosts: []string{"api.test", "meta.test"}, Methods: []string{"GET"}, AllowPrivate: true},
+				policy.FSRead:  {Roots: map[string]string{"data": dataDir}},
 				policy.FSWrite: {Deny: "weather only reads"},
-				policy.Random: {Rate: manifest.Rate{Count: 2, Per: time.Second}, Burst: 2, Budget: 200},
-				"acme.search": {Scope: []string{"read:books"}},
+				policy.Random:  {Rate: manifest.Rate{Count: 2, Per: time.Second}, Burst: 2, Budget: 200},
+				"acme.search":  {Scope: []string{"read:books"}},
 			},
 			Config: map[string]string{"units": "metric", "api_key": "s3cret"},
 		},
@@ -487,7 +487,7 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	defer store.Close()
 	br, err := capability.NewBroker(capability.Config{Registry: reg, Policy: &policy.Policy{Plugins: map[string]policy.Plugin{
-		"p": {Capabilities: map[string]policy.Rule{policy.Clock: {Rate: manifest.Rate{Count: 1e9, Per: time.Second}}}}}}})
+		"p": {Capabilities: map[string]policy.Rule{policy.Clock: {Rate: manifest.Rate{Count: 1e9, Per: time.Second}, Budget: 1 << 40}}}}}})
 	if err != nil {
 		b.Fatal(err)
 	}

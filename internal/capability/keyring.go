@@ -33,7 +33,20 @@ type Keyring struct {
 	mu      sync.RWMutex
 	current uint32
 	keys    map[uint32]*signingKey
+
+	// verified caches the effective claims of token bytes whose signature
+	// chain checked out, so a token presented on every host call is
+	// decoded once. Expiry, plugin, instance and the key's presence are
+	// still checked on every call.
+	cacheMu  sync.Mutex
+	verified map[string]Claims
 }
+
+// Bounds of the verified-token cache.
+const (
+	cacheEntries  = 4096
+	cacheTokenMax = 2048 // longer tokens are verified every time
+)
 
 type signingKey struct {
 	secret   []byte
@@ -160,34 +173,10 @@ func (k *Keyring) Mint(c Claims) ([]byte, error) {
 // (the root's narrowed by every caveat). Each failure is a *TokenError
 // naming the check.
 func (k *Keyring) Open(tok []byte, plugin, instance string, now time.Time) (*Claims, error) {
-	t, err := parseToken(tok)
+	c, err := k.authentic(tok)
 	if err != nil {
 		return nil, err
 	}
-	k.mu.RLock()
-	key := k.keys[t.keyID]
-	k.mu.RUnlock()
-	if key == nil {
-		return nil, tokenErr("key", ErrInvalidToken, "signed with key %d, which this host does not hold (rotated out or from another host); re-activate the plugin for fresh tokens", t.keyID)
-	}
-	if !hmac.Equal(chain(key.secret, t.signed, t.caveats), t.sig) {
-		return nil, tokenErr("signature", ErrInvalidToken, "signature does not match: the token was altered or forged")
-	}
-	// Authentic from here on: decode strictly anyway, so that a caveat this
-	// host does not understand fails closed instead of being ignored.
-	var c Claims
-	if err := strictJSON(t.claims, &c); err != nil {
-		return nil, tokenErr("format", ErrInvalidToken, "claims: %v", err)
-	}
-	c.KeyID = t.keyID
-	for i, raw := range t.caveats {
-		var cv Caveat
-		if err := strictJSON(raw, &cv); err != nil {
-			return nil, tokenErr("caveat", ErrInvalidToken, "caveat %d: %v", i+1, err)
-		}
-		c.narrow(cv)
-	}
-	c.Caveats = len(t.caveats)
 	if ms := now.UnixMilli(); ms >= c.Expiry {
 		return nil, tokenErr("expiry", ErrTokenExpired, "expired at %s", time.UnixMilli(c.Expiry).UTC().Format(time.RFC3339Nano))
 	}
@@ -198,6 +187,70 @@ func (k *Keyring) Open(tok []byte, plugin, instance string, now time.Time) (*Cla
 		return nil, tokenErr("instance", ErrInvalidToken, "minted for instance %q, presented by %q", c.Instance, instance)
 	}
 	return &c, nil
+}
+
+// authentic checks format, key and signature chain and returns the
+// effective claims, from the cache when these exact bytes passed before and
+// their key is still held.
+func (k *Keyring) authentic(tok []byte) (Claims, error) {
+	if len(tok) <= cacheTokenMax {
+		k.cacheMu.Lock()
+		c, ok := k.verified[string(tok)]
+		k.cacheMu.Unlock()
+		if ok {
+			k.mu.RLock()
+			held := k.keys[c.KeyID] != nil
+			k.mu.RUnlock()
+			if held {
+				return c, nil
+			}
+		}
+	}
+	c, err := k.verify(tok)
+	if err != nil {
+		return Claims{}, err
+	}
+	if len(tok) <= cacheTokenMax {
+		k.cacheMu.Lock()
+		if k.verified == nil || len(k.verified) >= cacheEntries {
+			k.verified = make(map[string]Claims)
+		}
+		k.verified[string(tok)] = c
+		k.cacheMu.Unlock()
+	}
+	return c, nil
+}
+
+func (k *Keyring) verify(tok []byte) (Claims, error) {
+	t, err := parseToken(tok)
+	if err != nil {
+		return Claims{}, err
+	}
+	k.mu.RLock()
+	key := k.keys[t.keyID]
+	k.mu.RUnlock()
+	if key == nil {
+		return Claims{}, tokenErr("key", ErrInvalidToken, "signed with key %d, which this host does not hold (rotated out or from another host); re-activate the plugin for fresh tokens", t.keyID)
+	}
+	if !hmac.Equal(chain(key.secret, t.signed, t.caveats), t.sig) {
+		return Claims{}, tokenErr("signature", ErrInvalidToken, "signature does not match: the token was altered or forged")
+	}
+	// Authentic from here on: decode strictly anyway, so that a caveat this
+	// host does not understand fails closed instead of being ignored.
+	var c Claims
+	if err := strictJSON(t.claims, &c); err != nil {
+		return Claims{}, tokenErr("format", ErrInvalidToken, "claims: %v", err)
+	}
+	c.KeyID = t.keyID
+	for i, raw := range t.caveats {
+		var cv Caveat
+		if err := strictJSON(raw, &cv); err != nil {
+			return Claims{}, tokenErr("caveat", ErrInvalidToken, "caveat %d: %v", i+1, err)
+		}
+		c.narrow(cv)
+	}
+	c.Caveats = len(t.caveats)
+	return c, nil
 }
 
 // Verify is Open, then checks that the token is for capability and that its
