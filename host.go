@@ -5,13 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/capability"
+	"github.com/airlockhq/airlock/internal/capability/builtin"
+	"github.com/airlockhq/airlock/internal/capability/httpcap"
+	"github.com/airlockhq/airlock/internal/capability/kv"
+	"github.com/airlockhq/airlock/internal/rpc"
 	"github.com/airlockhq/airlock/internal/supervisor"
 	"github.com/airlockhq/airlock/internal/wire"
 	"github.com/airlockhq/airlock/manifest"
+	"github.com/airlockhq/airlock/policy"
 )
 
 // Version is this Airlock's version, reported to plugins in negotiation.
@@ -24,10 +33,16 @@ type Host struct {
 	cfg     HostConfig
 	log     *slog.Logger
 	digests *supervisor.DigestCache
+	broker  *capability.Broker
+	kv      *kv.Store  // nil without a state directory
+	audit   *audit.Log // nil without a state directory
 
 	mu      sync.Mutex
 	plugins map[string]*Plugin
 	closed  bool
+
+	stopRefresh chan struct{}
+	refreshDone chan struct{}
 }
 
 // NewHost returns a Host with the default configuration.
@@ -41,12 +56,129 @@ func NewHostWithConfig(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Host{
-		cfg:     cfg,
-		log:     cfg.logger,
-		digests: supervisor.NewDigestCache(),
-		plugins: map[string]*Plugin{},
-	}, nil
+	h := &Host{
+		cfg:         cfg,
+		log:         cfg.logger,
+		digests:     supervisor.NewDigestCache(),
+		plugins:     map[string]*Plugin{},
+		stopRefresh: make(chan struct{}),
+		refreshDone: make(chan struct{}),
+	}
+	if err := h.openCapabilities(); err != nil {
+		return nil, err
+	}
+	go h.refreshTokens()
+	return h, nil
+}
+
+// openCapabilities builds what serves host calls: the registry of built-in
+// and embedder capabilities, the kv store and audit log under the state
+// directory, and the broker that decides, mints, verifies and audits.
+func (h *Host) openCapabilities() (err error) {
+	cfg := h.cfg
+	if cfg.stateDir != "" {
+		if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+			return fmt.Errorf("airlock: create state directory: %w", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			h.closeCapabilities()
+		}
+	}()
+	reg := capability.NewRegistry()
+	opts := builtin.Options{StateDir: cfg.stateDir, Logger: h.log.With("source", "plugin-log")}
+	if cfg.resolver != nil {
+		opts.Resolver = cfg.resolver
+	}
+	if h.kv, err = builtin.Register(reg, opts); err != nil {
+		return fmt.Errorf("airlock: open capabilities: %w", err)
+	}
+	for _, c := range cfg.capabilities {
+		if err := reg.Register(adaptCapability(c)); err != nil {
+			return fmt.Errorf("airlock: HostConfig.WithCapability(%q): %w", c.Name(), err)
+		}
+	}
+	if cfg.stateDir != "" {
+		if h.audit, err = audit.Open(filepath.Join(cfg.stateDir, AuditFileName), audit.Options{Logger: h.log}); err != nil {
+			return fmt.Errorf("airlock: open audit log: %w", err)
+		}
+	}
+	h.broker, err = capability.NewBroker(capability.Config{
+		Registry: reg, Policy: cfg.policy, Audit: h.audit, Logger: h.log, TokenTTL: cfg.tokenTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("airlock: %w", err)
+	}
+	return nil
+}
+
+func (h *Host) closeCapabilities() {
+	if h.kv != nil {
+		_ = h.kv.Close()
+	}
+	if h.audit != nil {
+		_ = h.audit.Close()
+	}
+}
+
+// AuditFileName is the audit log's file name inside the state directory.
+const AuditFileName = "audit.jsonl"
+
+// refreshTokens re-mints every running plugin's tokens at half their
+// lifetime, so they never expire under a plugin that runs for days, and
+// drops retired keys once no token they signed can still be valid.
+func (h *Host) refreshTokens() {
+	defer close(h.refreshDone)
+	ttl := h.cfg.tokenTTL
+	if ttl <= 0 {
+		ttl = capability.DefaultTokenTTL
+	}
+	t := time.NewTicker(ttl / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			h.regrantAll()
+			h.broker.Keyring().Prune(time.Now())
+		case <-h.stopRefresh:
+			return
+		}
+	}
+}
+
+// regrantAll re-mints and re-sends every running plugin's tokens.
+func (h *Host) regrantAll() error {
+	var errs []error
+	for _, p := range h.Plugins() {
+		inst := p.sup.Instance()
+		if inst == "" {
+			continue
+		}
+		toks, err := h.broker.Reissue(p.name, inst)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reissue tokens of %s: %w", p.name, err))
+			continue
+		}
+		if err := p.sup.Regrant(inst, tokensOf(toks)); err != nil {
+			errs = append(errs, fmt.Errorf("send tokens to %s: %w", p.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RotateKeys starts signing capability tokens with a fresh key and hands
+// every running plugin new tokens, without restarting any. Tokens signed by
+// the previous key stay valid until they expire; use it on a schedule, or
+// at once when a key may have leaked.
+func (h *Host) RotateKeys(ctx context.Context) error {
+	if _, err := h.broker.Keyring().Rotate(); err != nil {
+		return fmt.Errorf("airlock: rotate keys: %w", err)
+	}
+	if err := h.regrantAll(); err != nil {
+		return fmt.Errorf("airlock: rotate keys: %w", err)
+	}
+	return nil
 }
 
 // Load reads the plugin folder dir (its airlock.toml), starts the plugin
@@ -81,13 +213,39 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 	h.plugins[m.Name] = p // reserve the name while starting
 	h.mu.Unlock()
 
+	name := m.Name
 	sup, err := supervisor.Start(ctx, supervisor.Config{
 		Manifest: m,
-		Logger:   h.log.With("plugin", m.Name),
+		Logger:   h.log.With("plugin", name),
 		Host:     "airlock/" + Version,
 		MaxFrame: h.cfg.maxFrame,
 		Versions: h.cfg.versions,
 		Digests:  h.digests,
+		Grant: func(instance string) ([]wire.Token, error) {
+			act, err := h.broker.Activate(context.Background(), name, instance, m.Capabilities)
+			if err != nil {
+				return nil, err
+			}
+			p.setDecision(act.Decision)
+			return tokensOf(act.Tokens), nil
+		},
+		HostCalls: func(instance string) rpc.Handler {
+			return func(ctx context.Context, req *rpc.Request) ([]byte, error) {
+				out, err := h.broker.Handle(ctx, name, instance, req.Function, req.Token, req.Payload)
+				if err != nil {
+					// The plugin sees the code and the cause; it knows its
+					// own name and the function it called.
+					msg := err.Error()
+					var ce *capability.Error
+					if errors.As(err, &ce) && ce.Err != nil {
+						msg = ce.Err.Error()
+					}
+					return nil, &rpc.Error{Code: capability.CodeOf(err), Message: msg}
+				}
+				return out, nil
+			}
+		},
+		Ended: func(instance string) { h.broker.Deactivate(name, instance) },
 	})
 	if err != nil {
 		h.mu.Lock()
@@ -142,8 +300,16 @@ func (h *Host) Plugins() []*Plugin {
 // bounds the drain of calls in flight.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
+	already := h.closed
 	h.closed = true
 	h.mu.Unlock()
+	if !already {
+		close(h.stopRefresh)
+		defer func() {
+			<-h.refreshDone
+			h.closeCapabilities()
+		}()
+	}
 	var wg sync.WaitGroup
 	for _, p := range h.Plugins() {
 		wg.Add(1)
@@ -167,9 +333,15 @@ func (h *Host) forget(p *Plugin) {
 // HostConfig configures a Host. It is immutable: every With method returns
 // a new HostConfig, so one can be shared and derived from safely.
 type HostConfig struct {
-	logger   *slog.Logger
-	maxFrame int
+	logger       *slog.Logger
+	maxFrame     int
+	stateDir     string
+	policy       *policy.Policy
+	capabilities []Capability
+
 	versions wire.VersionRange // the protocol versions offered; tests narrow it
+	resolver httpcap.Resolver  // name resolution for the http capability; tests stub it
+	tokenTTL time.Duration     // capability token lifetime; tests shorten it
 }
 
 // NewHostConfig returns the default configuration: logs to slog.Default(),
@@ -192,9 +364,43 @@ func (c HostConfig) WithMaxFrame(bytes int) HostConfig {
 	return c
 }
 
+// WithStateDir keeps the host's durable state in dir (created 0700 if
+// missing): the kv capability's database and the audit log
+// (AuditFileName). Without a state directory the host does not offer kv and
+// audit records go only to the logger.
+func (c HostConfig) WithStateDir(dir string) HostConfig {
+	c.stateDir = dir
+	return c
+}
+
+// WithPolicy sets the operator's policy: which capabilities each plugin is
+// granted (see the policy package and docs/policy.md). Without one, every
+// capability but log is denied.
+func (c HostConfig) WithPolicy(p *policy.Policy) HostConfig {
+	c.policy = p
+	return c
+}
+
+// WithCapability offers cap to plugins, subject to the policy like the
+// built-in capabilities. Call it once per capability.
+func (c HostConfig) WithCapability(cap Capability) HostConfig {
+	c.capabilities = append(slices.Clip(c.capabilities), cap)
+	return c
+}
+
 func (c HostConfig) validate() error {
 	if c.logger == nil {
 		return errors.New("airlock: HostConfig.WithLogger(nil): pass a logger, e.g. slog.New(slog.DiscardHandler) to discard logs")
+	}
+	if c.policy != nil {
+		if err := c.policy.Validate(); err != nil {
+			return fmt.Errorf("airlock: HostConfig.WithPolicy: %w", err)
+		}
+	}
+	for _, cap := range c.capabilities {
+		if cap == nil {
+			return errors.New("airlock: HostConfig.WithCapability(nil): pass a Capability")
+		}
 	}
 	if c.maxFrame < wire.MinMaxFrame || c.maxFrame > wire.MaxMaxFrame {
 		return fmt.Errorf("airlock: HostConfig.WithMaxFrame(%d): choose a size between %d and %d bytes", c.maxFrame, wire.MinMaxFrame, wire.MaxMaxFrame)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/airlockhq/airlock/internal/supervisor"
 	"github.com/airlockhq/airlock/manifest"
+	"github.com/airlockhq/airlock/policy"
 )
 
 // Plugin is a loaded plugin. Its methods are safe for concurrent use.
@@ -42,6 +44,15 @@ type Plugin struct {
 	host *Host
 	name string
 	sup  *supervisor.Supervisor
+
+	mu       sync.Mutex
+	decision policy.Decision // the latest activation's capability decision
+}
+
+func (p *Plugin) setDecision(d policy.Decision) {
+	p.mu.Lock()
+	p.decision = d
+	p.mu.Unlock()
 }
 
 // Name returns the plugin's manifest name.

@@ -42,13 +42,21 @@ type Status struct {
 	LogDropped    uint64 // log records and output lines dropped over its log budget
 	LastExit      string // how the last process ended
 	LastError     string // the last start or restart failure
+
+	// Capabilities is the operator's decision for each capability the
+	// plugin requested (and log), with its host-call counters.
+	Capabilities []CapabilityStatus
 }
 
 // Status returns a snapshot of the plugin.
 func (p *Plugin) Status() Status {
 	s := p.sup.Status()
+	p.mu.Lock()
+	d := p.decision
+	p.mu.Unlock()
 	return Status{
-		Name: s.Name, Version: s.Version, State: State(s.State.String()),
+		Capabilities: capabilityStatus(d, p.host.broker.Stats()),
+		Name:         s.Name, Version: s.Version, State: State(s.State.String()),
 		Instance: s.Instance, PID: s.PID, Protocol: int(s.Protocol), SDK: s.SDK,
 		Exports: s.Exports, Since: s.StartedAt,
 		Calls: s.Calls, Failed: s.Failed, RateLimited: s.RateLimited, Retried: s.Retried, InFlight: s.InFlight,

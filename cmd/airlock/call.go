@@ -15,8 +15,9 @@ func runCall(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 0, "give up after this long (default: the function's manifest timeout)")
 	logs := verbosity(fs, e)
+	hostFlags(fs, e)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: airlock call [-timeout D] [-v] DIR FUNCTION [INPUT|-]\n\nStarts the plugin in DIR, calls FUNCTION with INPUT (or stdin for -, or nothing), prints the output, stops the plugin.")
+		fmt.Fprintln(e.stderr, "usage: airlock call [-timeout D] [-v] [-policy FILE] [-state DIR] DIR FUNCTION [INPUT|-]\n\nStarts the plugin in DIR, calls FUNCTION with INPUT (or stdin for -, or nothing), prints the output, stops the plugin.")
 		fs.PrintDefaults()
 	}
 	pos, ok := parse(fs, e, args, 2, 3)

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/manifest"
+	"github.com/airlockhq/airlock/policy"
 )
 
 // Exit statuses. They are part of the CLI's interface (see README).
@@ -36,14 +38,48 @@ var commands = []command{
 	{"build", "DIR", "run the manifest's build command and record the entry's sha256", runBuild},
 	{"inspect", "DIR", "start a plugin, print what it negotiated, exports and limits, stop it", runInspect},
 	{"call", "DIR FUNCTION [INPUT|-]", "start a plugin, call FUNCTION, print the output, stop it", runCall},
+	{"audit", "[-plugin P] [-denied]", "print the audit log: capability decisions and refused host calls", runAudit},
 	{"demo", "", "build and load the example plugins, call them concurrently, kill one mid-call", runDemo},
 }
 
-// env is what a command may use: streams and a logger.
+// env is what a command may use: streams, a logger and the host settings
+// from -policy and -state.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	logger         *slog.Logger
+	policyFile     string
+	stateDir       string
+}
+
+// hostFlags adds -policy and -state to fs.
+func hostFlags(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&e.policyFile, "policy", "", "the operator's policy file (TOML, docs/policy.md); without one every capability but log is denied")
+	fs.StringVar(&e.stateDir, "state", defaultStateDir(), "the state directory: kv data and the audit log")
+}
+
+// defaultStateDir is $XDG_STATE_HOME/airlock, or ~/.local/state/airlock.
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "airlock")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "airlock")
+	}
+	return ""
+}
+
+// hostConfig builds the host configuration from the flags.
+func (e *env) hostConfig() (airlock.HostConfig, error) {
+	cfg := airlock.NewHostConfig().WithLogger(e.logger).WithStateDir(e.stateDir)
+	if e.policyFile != "" {
+		p, err := policy.Load(e.policyFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = cfg.WithPolicy(p)
+	}
+	return cfg, nil
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -73,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "airlock %s: run untrusted plugins safely\n\nUsage:\n", airlock.Version)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  airlock %-8s %-24s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  airlock %-8s %-26s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun `airlock COMMAND -h` for a command's flags. Exit status: 0 ok, 1 failed, 2 usage, 3 invalid manifest, 4 plugin did not build or start, 5 call failed.\n")
 }
@@ -123,7 +159,12 @@ func verbosity(fs *flag.FlagSet, e *env) func() {
 
 // loadOne starts the plugin in dir in a fresh host.
 func loadOne(ctx context.Context, e *env, dir string) (*airlock.Host, *airlock.Plugin, int) {
-	h, err := airlock.NewHostWithConfig(ctx, airlock.NewHostConfig().WithLogger(e.logger))
+	cfg, err := e.hostConfig()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "airlock: %v\n", err)
+		return nil, nil, exitUsage
+	}
+	h, err := airlock.NewHostWithConfig(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "airlock: %v\n", err)
 		return nil, nil, exitFailed

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/policy"
 )
 
 // The demo's plugins: the examples that a fresh clone can build with Go.
@@ -39,7 +44,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	logs()
 	out := e.stdout
 	fmt.Fprintf(out, "Airlock %s demo\n\n1. Build the example plugins (airlock build)\n", airlock.Version)
-	for _, name := range demoPlugins {
+	for _, name := range append(demoPlugins, "rates") {
 		if code := build(ctx, &env{stdout: prefixWriter{out, "   "}, stderr: e.stderr}, filepath.Join(*examples, name)); code != exitOK {
 			return code
 		}
@@ -141,7 +146,11 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	showError(ctx, out, plugins["echo"], "echo", make([]byte, 5<<20), 0)
 	showError(ctx, out, plugins["markdown"], "render", []byte(demoDoc), time.Microsecond)
 
-	fmt.Fprintln(out, "\n5. Close: drain, shutdown, stop")
+	if code := demoCapabilities(ctx, e, *examples); code != exitOK {
+		return code
+	}
+
+	fmt.Fprintln(out, "\n6. Close: drain, shutdown, stop")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = h.Close(closeCtx)
@@ -151,6 +160,109 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	if sent != ok+failed || sent != int64(total) {
 		fmt.Fprintf(e.stderr, "airlock demo: calls were lost: %d sent, %d resolved, %d made\n", sent, ok+failed, total)
 		return exitFailed
+	}
+	return exitOK
+}
+
+// demoCapabilities runs the rates plugin against a local rate API under
+// examples/rates/policy.toml: it can do only what the policy grants.
+func demoCapabilities(ctx context.Context, e *env, examples string) int {
+	out := e.stdout
+	fmt.Fprintln(out, "\n5. Capabilities: the rates plugin can do only what the operator's policy grants")
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"base":"USD","rates":{"EUR":0.92,"GBP":0.79,"JPY":151.2}}`)
+	}))
+	defer api.Close()
+	pol, err := policy.Load(filepath.Join(examples, "rates", "policy.toml"))
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitUsage
+	}
+	u, _ := url.Parse(api.URL)
+	pol.Plugins["rates"].Config["api_url"] = "http://localhost:" + u.Port()
+	state, err := os.MkdirTemp("", "airlock-demo-state-")
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitFailed
+	}
+	defer os.RemoveAll(state)
+	fmt.Fprintf(out, "   a rate API listens on %s; the policy's api_url points there; state in %s\n", pol.Plugins["rates"].Config["api_url"], state)
+	cfg := airlock.NewHostConfig().WithLogger(e.logger).WithStateDir(state).WithPolicy(pol)
+
+	load := func() (*airlock.Host, *airlock.Plugin, int) {
+		h, err := airlock.NewHostWithConfig(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return nil, nil, exitFailed
+		}
+		p, err := h.Load(ctx, filepath.Join(examples, "rates"))
+		if err != nil {
+			h.Close(ctx)
+			return nil, nil, reportLoad(e, err)
+		}
+		return h, p, exitOK
+	}
+	convert := func(p *airlock.Plugin, label string) bool {
+		type conversion struct {
+			AmountCents int64   `json:"amount_cents"`
+			Rate        float64 `json:"rate"`
+			Source      string  `json:"source"`
+		}
+		c, err := airlock.CallJSON[conversion](ctx, p, "convert", map[string]any{"amount_cents": 10000, "from": "USD", "to": "EUR"})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "convert: %v\n", err)
+			return false
+		}
+		fmt.Fprintf(out, "   %-22s 100.00 USD = %d.%02d EUR at %.2f (rate from %s)\n", label, c.AmountCents/100, c.AmountCents%100, c.Rate, c.Source)
+		return true
+	}
+	h, p, code := load()
+	if code != exitOK {
+		return code
+	}
+	defer h.Close(ctx)
+	if !convert(p, "first call:") {
+		return exitCall
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "   capability\tdecision\thost calls\twhy")
+	for _, c := range p.Status().Capabilities {
+		why := strings.Join(c.Reasons, "; ")
+		if why == "" {
+			why = "as requested"
+		}
+		fmt.Fprintf(w, "   %s\t%s\t%d\t%s\n", c.Name, c.Decision, c.Calls, firstLine(why))
+	}
+	_ = w.Flush()
+	if !convert(p, "second call:") {
+		return exitCall
+	}
+	_, err = p.Call(ctx, "offline", nil)
+	var ce *airlock.CallError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(out, "   rates.offline (reads a local file) → %s\n", ce.Code)
+	}
+	h.Close(ctx)
+	h2, p2, code := load()
+	if code != exitOK {
+		return code
+	}
+	defer h2.Close(ctx)
+	if !convert(p2, "after a host restart:") {
+		return exitCall
+	}
+	records, _, err := airlock.ReadAudit(filepath.Join(state, airlock.AuditFileName), airlock.AuditFilter{Plugin: "rates", Denied: true})
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintln(out, "   audit log, denials only (airlock audit -plugin rates -denied):")
+	for _, r := range records {
+		what := r.Capability
+		if r.Function != "" {
+			what = r.Function
+		}
+		fmt.Fprintf(out, "     %s %-8s %-15s %s\n", r.Time.Format("15:04:05.000"), r.Decision, what, firstLine(r.Reason))
 	}
 	return exitOK
 }

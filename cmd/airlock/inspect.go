@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -14,8 +15,9 @@ func runInspect(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	logs := verbosity(fs, e)
+	hostFlags(fs, e)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: airlock inspect [-json] [-v] DIR\n\nStarts the plugin, prints the negotiated protocol, its exports and limits, and stops it.")
+		fmt.Fprintln(e.stderr, "usage: airlock inspect [-json] [-v] [-policy FILE] [-state DIR] DIR\n\nStarts the plugin, prints the negotiated protocol, its exports and limits, and stops it.")
 		fs.PrintDefaults()
 	}
 	pos, ok := parse(fs, e, args, 1, 1)
@@ -63,6 +65,14 @@ func runInspect(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(w, "log budget\t%v, burst %d\n", l.LogRate, l.LogBurst)
 	fmt.Fprintf(w, "memory / cpu / tasks / open files / disk\t%v / %g cores / %d / %d / %v\n", l.Memory, l.CPU, l.Tasks, l.OpenFiles, l.Disk)
 	fmt.Fprintf(w, "restart\t%s, up to %d, backoff %v..%v\n", m.Restart.Policy, m.Restart.MaxRestarts, m.Restart.BackoffInitial, m.Restart.BackoffMax)
+	fmt.Fprintln(w, "\ncapability\tdecision\treasons")
+	for _, c := range st.Capabilities {
+		reasons := strings.Join(c.Reasons, "; ")
+		if reasons == "" {
+			reasons = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, c.Decision, reasons)
+	}
 	_ = w.Flush()
 	return exitOK
 }

@@ -174,9 +174,34 @@ func TestDemo(t *testing.T) {
 		t.Skip("the demo builds and runs every example plugin")
 	}
 	code, out, errOut := cli(t, "", "demo", "-examples", "../../examples", "-callers", "8", "-calls", "30")
-	for _, want := range []string{"every call accounted for: 240 sent = 240 ok + 0 failed", "killed markdown", "markdown restarted: state operate, 1 restart(s)", "unknown_function", "deadline_exceeded"} {
+	for _, want := range []string{"every call accounted for: 240 sent = 240 ok + 0 failed", "killed markdown", "markdown restarted: state operate, 1 restart(s)",
+		"unknown_function", "deadline_exceeded", "after a host restart:  100.00 USD = 92.00 EUR at 0.92 (rate from cache)",
+		"rates.offline (reads a local file) → permission_denied", "refused  fs.read.file"} {
 		if code != exitOK || !strings.Contains(out, want) {
 			t.Fatalf("demo = %d, missing %q\n%s\n%s", code, want, out, errOut)
 		}
+	}
+}
+
+func TestAudit(t *testing.T) {
+	dir := fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/examples/echo"), echoManifest+"[capabilities.kv]\nquota = \"1MiB\"\n")
+	state := t.TempDir()
+	pol := filepath.Join(t.TempDir(), "policy.toml")
+	os.WriteFile(pol, []byte("[plugins.echo.capabilities.kv]\ndeny = \"echo needs no storage\"\n"), 0o644)
+	if code, out, errOut := cli(t, "", "inspect", "-policy", pol, "-state", state, dir); code != exitOK || !strings.Contains(out, "kv          denied    kv: denied by policy") {
+		t.Fatalf("inspect with a policy = %d %q %q", code, out, errOut)
+	}
+	code, out, errOut := cli(t, "", "audit", "-state", state, "-denied", "-plugin", "echo")
+	if code != exitOK || !strings.Contains(out, "echo       denied     kv: denied by policy for plugin \"echo\": echo needs no storage") {
+		t.Fatalf("audit = %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := cli(t, "", "audit", "-state", state, "-plugin", "nobody"); code != exitOK || out != "" {
+		t.Fatalf("audit for another plugin = %d %q", code, out)
+	}
+	if code, _, errOut := cli(t, "", "audit", "-state", t.TempDir()); code != exitFailed || !strings.Contains(errOut, "does not exist yet") {
+		t.Fatalf("audit of an empty state dir = %d %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "", "call", "-policy", "/no/such/policy.toml", dir, "echo"); code != exitUsage || !strings.Contains(errOut, "policy") {
+		t.Fatalf("call with a missing policy file = %d %q", code, errOut)
 	}
 }

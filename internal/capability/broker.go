@@ -219,6 +219,16 @@ func (b *Broker) Handle(ctx context.Context, plugin, instance, function string, 
 	fail := func(capability string, claims *Claims, err error) ([]byte, error) {
 		return nil, b.refuse(ctx, plugin, instance, function, capability, claims, token, err)
 	}
+	if len(token) == 0 {
+		// The SDK sends no token for a capability it was never granted:
+		// that is a denial, not a forgery.
+		c, ok := b.reg.Function(function)
+		if !ok {
+			return fail("", nil, fmt.Errorf("%w %q; this host offers %s", ErrUnknownFunction, function, strings.Join(b.reg.Functions(), ", ")))
+		}
+		return fail(c.Name(), nil, fmt.Errorf("%w: plugin %q holds no %s token: the capability was not granted to it (its status and the audit log give the reason)",
+			ErrPermissionDenied, plugin, c.Name()))
+	}
 	claims, err := b.keys.Open(token, plugin, instance, now)
 	if err != nil {
 		return fail("", nil, err)
@@ -254,7 +264,7 @@ func (b *Broker) Handle(ctx context.Context, plugin, instance, function string, 
 		access = a
 		access.Function = function
 	}
-	if err := claims.Allows(access); err != nil {
+	if err := allows(claims, access); err != nil {
 		return fail(claims.Capability, claims, err)
 	}
 	tokenKey := ""

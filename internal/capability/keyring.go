@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlockhq/airlock/internal/token"
 	"slices"
 	"sync"
 	"time"
@@ -165,7 +166,7 @@ func (k *Keyring) Mint(c Claims) ([]byte, error) {
 	key.notAfter = max(key.notAfter, c.Expiry)
 	secret := key.secret
 	k.mu.Unlock()
-	return encodeToken(id, claims, nil, func(signed []byte) []byte { return chain(secret, signed, nil) })
+	return token.Encode(id, claims, nil, func(signed []byte) []byte { return token.Chain(secret, signed, nil) })
 }
 
 // Open verifies tok's format, key, signature chain and expiry, and that it
@@ -227,29 +228,29 @@ func (k *Keyring) verify(tok []byte) (Claims, error) {
 		return Claims{}, err
 	}
 	k.mu.RLock()
-	key := k.keys[t.keyID]
+	key := k.keys[t.KeyID]
 	k.mu.RUnlock()
 	if key == nil {
-		return Claims{}, tokenErr("key", ErrInvalidToken, "signed with key %d, which this host does not hold (rotated out or from another host); re-activate the plugin for fresh tokens", t.keyID)
+		return Claims{}, tokenErr("key", ErrInvalidToken, "signed with key %d, which this host does not hold (rotated out or from another host); re-activate the plugin for fresh tokens", t.KeyID)
 	}
-	if !hmac.Equal(chain(key.secret, t.signed, t.caveats), t.sig) {
+	if !hmac.Equal(token.Chain(key.secret, t.Signed, t.Caveats), t.Sig) {
 		return Claims{}, tokenErr("signature", ErrInvalidToken, "signature does not match: the token was altered or forged")
 	}
 	// Authentic from here on: decode strictly anyway, so that a caveat this
 	// host does not understand fails closed instead of being ignored.
 	var c Claims
-	if err := strictJSON(t.claims, &c); err != nil {
+	if err := strictJSON(t.Claims, &c); err != nil {
 		return Claims{}, tokenErr("format", ErrInvalidToken, "claims: %v", err)
 	}
-	c.KeyID = t.keyID
-	for i, raw := range t.caveats {
+	c.KeyID = t.KeyID
+	for i, raw := range t.Caveats {
 		var cv Caveat
 		if err := strictJSON(raw, &cv); err != nil {
 			return Claims{}, tokenErr("caveat", ErrInvalidToken, "caveat %d: %v", i+1, err)
 		}
-		c.narrow(cv)
+		narrow(&c, cv)
 	}
-	c.Caveats = len(t.caveats)
+	c.Caveats = len(t.Caveats)
 	return c, nil
 }
 
@@ -263,7 +264,7 @@ func (k *Keyring) Verify(tok []byte, plugin, instance, capability string, access
 	if c.Capability != capability {
 		return nil, tokenErr("capability", ErrInvalidToken, "minted for %q, presented for %q", c.Capability, capability)
 	}
-	if err := c.Allows(access); err != nil {
+	if err := allows(c, access); err != nil {
 		return nil, err
 	}
 	return c, nil

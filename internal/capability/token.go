@@ -1,261 +1,72 @@
 package capability
 
 import (
-	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"math"
+	"errors"
 	"path"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/airlockhq/airlock/internal/token"
 	"github.com/airlockhq/airlock/policy"
 )
 
-// Token layout constants; docs/capabilities.md is the specification.
-const (
-	tokenMagic    = "ALCT"
-	TokenVersion  = 1
-	headerSize    = 4 + 1 + 4 + 2 // magic, version, key id, claims length
-	sigSize       = sha256.Size
-	MaxCaveats    = 16
-	MaxTokenSize  = 16 << 10
-	rootDomainTag = "airlock capability token v1\x00"
+// The token format lives in internal/token (shared with the Go SDK); these
+// names keep the broker's code reading naturally.
+type (
+	Scope    = token.Scope
+	Envelope = token.Envelope
+	Claims   = token.Claims
+	Caveat   = token.Caveat
 )
 
-// Scope is what a token allows. List fields allow nothing when empty.
-type Scope struct {
-	Ops          []string `json:"ops"`                     // host functions, e.g. "kv.get"
-	Hosts        []string `json:"hosts,omitempty"`         // http
-	Methods      []string `json:"methods,omitempty"`       // http
-	AllowPrivate bool     `json:"allow_private,omitempty"` // http
-	MaxResponse  int64    `json:"max_response,omitempty"`  // http, bytes
-	TimeoutMS    int64    `json:"timeout_ms,omitempty"`    // http
-	Paths        []string `json:"paths,omitempty"`         // fs.read, fs.write
-	MaxFile      int64    `json:"max_file,omitempty"`      // fs.read, fs.write, bytes
-	Quota        int64    `json:"quota,omitempty"`         // kv, bytes
-	Keys         []string `json:"keys,omitempty"`          // config
-	Names        []string `json:"scope,omitempty"`         // embedder capabilities
+// Token layout constants, from internal/token.
+const (
+	TokenVersion = token.Version
+	MaxCaveats   = token.MaxCaveats
+	MaxTokenSize = token.MaxSize
+	sigSize      = sha256.Size
+)
+
+// parseToken splits tok, turning a format error into an invalid-token error.
+func parseToken(tok []byte) (*token.Raw, error) {
+	t, err := token.Parse(tok)
+	return t, formatErr(err)
 }
 
-// Envelope is how often and how much. Zero means unlimited.
-type Envelope struct {
-	Rate   float64 `json:"rate,omitempty"`   // calls per second
-	Burst  int     `json:"burst,omitempty"`  // token-bucket burst
-	Budget int64   `json:"budget,omitempty"` // bytes per minute
-}
-
-// Claims are a token's contents. After verification they are the effective
-// claims: the root's, narrowed by every caveat.
-type Claims struct {
-	ID         string   `json:"jti"` // 32 hex digits; shared by every attenuation of a token
-	Plugin     string   `json:"plugin"`
-	Instance   string   `json:"instance"`
-	Capability string   `json:"cap"`
-	Scope      Scope    `json:"scope"`
-	Envelope   Envelope `json:"env"`
-	IssuedAt   int64    `json:"iat"` // Unix milliseconds
-	Expiry     int64    `json:"exp"` // Unix milliseconds
-	// Set by verification, not encoded.
-	KeyID   uint32 `json:"-"`
-	Caveats int    `json:"-"`
-}
-
-// ExpiresAt returns the expiry as a time.
-func (c *Claims) ExpiresAt() time.Time { return time.UnixMilli(c.Expiry) }
-
-// Caveat narrows a token. Every field is optional; a zero field leaves that
-// part of the scope as it was. Lists keep only what both the token and the
-// caveat allow; numbers take the smaller value.
-type Caveat struct {
-	Ops         []string  `json:"ops,omitempty"`
-	Hosts       []string  `json:"hosts,omitempty"`
-	Methods     []string  `json:"methods,omitempty"`
-	NoPrivate   bool      `json:"no_private,omitempty"`
-	MaxResponse int64     `json:"max_response,omitempty"`
-	TimeoutMS   int64     `json:"timeout_ms,omitempty"`
-	Paths       []string  `json:"paths,omitempty"`
-	MaxFile     int64     `json:"max_file,omitempty"`
-	Keys        []string  `json:"keys,omitempty"`
-	Names       []string  `json:"scope,omitempty"`
-	Envelope    *Envelope `json:"env,omitempty"`
-	Expiry      int64     `json:"exp,omitempty"` // Unix milliseconds
-}
-
-// rawToken is a token split into its parts, not yet verified.
-type rawToken struct {
-	keyID   uint32
-	signed  []byte   // header + claims: the input of the root MAC
-	claims  []byte   // JSON
-	caveats [][]byte // JSON each
-	sig     []byte
-}
-
-func parseToken(tok []byte) (*rawToken, error) {
-	bad := func(format string, args ...any) error { return tokenErr("format", ErrInvalidToken, format, args...) }
-	if len(tok) > MaxTokenSize {
-		return nil, bad("%d bytes is more than the %d a token may have", len(tok), MaxTokenSize)
+func formatErr(err error) error {
+	var fe *token.FormatError
+	if errors.As(err, &fe) {
+		return tokenErr(fe.Part, ErrInvalidToken, "%s", fe.Msg)
 	}
-	if len(tok) < headerSize+1+sigSize {
-		return nil, bad("%d bytes is too short for a token", len(tok))
-	}
-	if string(tok[:4]) != tokenMagic {
-		return nil, bad("does not start with %q; pass the token bytes the host handed out, unchanged", tokenMagic)
-	}
-	if tok[4] != TokenVersion {
-		return nil, bad("version %d is not supported (this host reads version %d)", tok[4], TokenVersion)
-	}
-	t := &rawToken{keyID: binary.LittleEndian.Uint32(tok[5:9])}
-	n := int(binary.LittleEndian.Uint16(tok[9:11]))
-	rest := tok[headerSize:]
-	if n == 0 || n > len(rest) {
-		return nil, bad("claims length %d runs past the end", n)
-	}
-	t.claims, rest = rest[:n], rest[n:]
-	t.signed = tok[:headerSize+n]
-	if len(rest) < 1 {
-		return nil, bad("missing caveat count")
-	}
-	count := int(rest[0])
-	rest = rest[1:]
-	if count > MaxCaveats {
-		return nil, bad("%d caveats is more than %d", count, MaxCaveats)
-	}
-	for i := range count {
-		if len(rest) < 2 {
-			return nil, bad("caveat %d: length runs past the end", i+1)
-		}
-		m := int(binary.LittleEndian.Uint16(rest))
-		rest = rest[2:]
-		if m == 0 || m > len(rest) {
-			return nil, bad("caveat %d: length %d runs past the end", i+1, m)
-		}
-		t.caveats = append(t.caveats, rest[:m])
-		rest = rest[m:]
-	}
-	if len(rest) != sigSize {
-		return nil, bad("signature is %d bytes, want %d", len(rest), sigSize)
-	}
-	t.sig = rest
-	return t, nil
-}
-
-// chain computes the signature: the root MAC under key, then one link per
-// caveat keyed by the previous link.
-func chain(key []byte, signed []byte, caveats [][]byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(rootDomainTag))
-	m.Write(signed)
-	sig := m.Sum(nil)
-	for _, c := range caveats {
-		sig = link(sig, c)
-	}
-	return sig
-}
-
-func link(prev, caveat []byte) []byte {
-	m := hmac.New(sha256.New, prev)
-	m.Write(caveat)
-	return m.Sum(nil)
-}
-
-func encodeToken(keyID uint32, claims []byte, caveats [][]byte, sigFor func(signed []byte) []byte) ([]byte, error) {
-	if len(claims) == 0 || len(claims) > math.MaxUint16 {
-		return nil, fmt.Errorf("encode token: claims are %d bytes; at most %d", len(claims), math.MaxUint16)
-	}
-	buf := make([]byte, 0, headerSize+len(claims)+1+sigSize)
-	buf = append(buf, tokenMagic...)
-	buf = append(buf, TokenVersion)
-	buf = binary.LittleEndian.AppendUint32(buf, keyID)
-	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(claims)))
-	buf = append(buf, claims...)
-	signedLen := len(buf)
-	buf = append(buf, byte(len(caveats)))
-	for _, c := range caveats {
-		buf = binary.LittleEndian.AppendUint16(buf, uint16(len(c)))
-		buf = append(buf, c...)
-	}
-	buf = append(buf, sigFor(buf[:signedLen])...)
-	if len(buf) > MaxTokenSize {
-		return nil, fmt.Errorf("encode token: %d bytes is more than %d", len(buf), MaxTokenSize)
-	}
-	return buf, nil
+	return err
 }
 
 // Attenuate returns a token that allows at most what tok allows, narrowed by
 // c. It needs no key: the new link is keyed by tok's signature. It does not
 // verify tok; a token that is not valid stays not valid.
 func Attenuate(tok []byte, c Caveat) ([]byte, error) {
-	t, err := parseToken(tok)
-	if err != nil {
-		return nil, fmt.Errorf("attenuate: %w", err)
-	}
-	if len(t.caveats) >= MaxCaveats {
-		return nil, fmt.Errorf("attenuate: a token holds at most %d caveats", MaxCaveats)
-	}
-	cb, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("attenuate: encode caveat: %w", err)
-	}
-	if len(cb) > math.MaxUint16 {
-		return nil, fmt.Errorf("attenuate: caveat is %d bytes; at most %d", len(cb), math.MaxUint16)
-	}
-	sig := link(t.sig, cb)
-	return encodeToken(t.keyID, t.claims, append(slices.Clip(t.caveats), cb), func([]byte) []byte { return sig })
+	out, err := token.Attenuate(tok, c)
+	return out, formatErr(err)
 }
 
 // Inspect decodes a token without verifying it, for display and debugging.
 // Nothing it returns may be trusted.
 func Inspect(tok []byte) (Claims, []Caveat, error) {
-	t, err := parseToken(tok)
-	if err != nil {
-		return Claims{}, nil, err
-	}
-	var c Claims
-	if err := strictJSON(t.claims, &c); err != nil {
-		return Claims{}, nil, tokenErr("format", ErrInvalidToken, "claims: %v", err)
-	}
-	c.KeyID = t.keyID
-	cavs := make([]Caveat, 0, len(t.caveats))
-	for i, raw := range t.caveats {
-		var cv Caveat
-		if err := strictJSON(raw, &cv); err != nil {
-			return Claims{}, nil, tokenErr("caveat", ErrInvalidToken, "caveat %d: %v", i+1, err)
-		}
-		cavs = append(cavs, cv)
-	}
-	return c, cavs, nil
+	c, cv, err := token.Inspect(tok)
+	return c, cv, formatErr(err)
 }
 
 // TokenID returns the token's id without verifying it (for logs of tokens
 // that failed verification); "" when it cannot be read.
-func TokenID(tok []byte) string {
-	c, _, err := Inspect(tok)
-	if err != nil || len(c.ID) > 64 {
-		return ""
-	}
-	return c.ID
-}
+func TokenID(tok []byte) string { return token.ID(tok) }
 
-func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
-}
+// strictJSON decodes one JSON value strictly.
+func strictJSON(b []byte, v any) error { return token.StrictJSON(b, v) }
 
 // narrow applies a caveat to effective claims.
-func (c *Claims) narrow(cv Caveat) {
+func narrow(c *Claims, cv Caveat) {
 	s := &c.Scope
 	if cv.Ops != nil {
 		s.Ops = intersectExact(s.Ops, cv.Ops)
@@ -384,9 +195,9 @@ type Access struct {
 	Names    []string // embedder scope strings
 }
 
-// Allows checks that the claims cover a; the error is a *TokenError with
+// allows checks that the claims cover a; the error is a *TokenError with
 // check "scope" that matches ErrPermissionDenied.
-func (c *Claims) Allows(a Access) error {
+func allows(c *Claims, a Access) error {
 	deny := func(format string, args ...any) error {
 		return tokenErr("scope", ErrPermissionDenied, format, args...)
 	}

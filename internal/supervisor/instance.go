@@ -148,6 +148,9 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 	if err := inst.conn.Send(wire.Grant{Tokens: tokens}.AppendFrame(nil)); err != nil {
 		undo()
 		inst.conn.Close(err)
+		if s.cfg.Ended != nil {
+			s.cfg.Ended(id)
+		}
 		return fail(StateActivate, fmt.Errorf("send grant: %w", err))
 	}
 	go s.track(inst)
@@ -282,7 +285,29 @@ func (s *Supervisor) track(inst *instance) {
 		<-inst.proc.Done()
 	}
 	inst.conn.Close(inst.proc.Exit())
+	if s.cfg.Ended != nil {
+		s.cfg.Ended(inst.id)
+	}
 	close(inst.ended)
+}
+
+// Regrant sends tokens to the running instance called instance, replacing
+// the tokens it holds (after a key rotation or before they expire). It does
+// nothing if that instance is no longer the one running.
+func (s *Supervisor) Regrant(instance string, tokens []wire.Token) error {
+	c := s.cur.Load()
+	if c.inst == nil || c.inst.id != instance {
+		return nil
+	}
+	return c.inst.conn.Send(wire.Grant{Tokens: tokens}.AppendFrame(nil))
+}
+
+// Instance returns the id of the instance serving calls, or "".
+func (s *Supervisor) Instance() string {
+	if c := s.cur.Load(); c.inst != nil {
+		return c.inst.id
+	}
+	return ""
 }
 
 // closeError builds the error every call pending on inst receives when its

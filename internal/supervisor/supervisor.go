@@ -61,6 +61,9 @@ type Config struct {
 	HostCalls func(instance string) rpc.Handler
 	// Grant returns the tokens to GRANT an instance at activation.
 	Grant func(instance string) ([]wire.Token, error)
+	// Ended is called once an instance's process has exited and its
+	// connection closed (to revoke its tokens).
+	Ended func(instance string)
 	// Env is added to the plugin's minimal environment.
 	Env []string
 }

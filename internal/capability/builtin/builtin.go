@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -35,24 +34,30 @@ type Options struct {
 	Resolver httpcap.Resolver
 }
 
-// Register adds log, clock, random, config, kv, http, fs.read and fs.write
-// to reg. It returns the kv store, which the caller closes on shutdown.
+// Register adds log, clock, random, config, http, fs.read and fs.write to
+// reg, and kv when opts.StateDir is set (kv persists there; without a state
+// directory the host does not offer kv, and requests for it are denied with
+// that reason). It returns the kv store, or nil, which the caller closes on
+// shutdown.
 func Register(reg *capability.Registry, opts Options) (*kv.Store, error) {
-	if opts.StateDir == "" {
-		return nil, errors.New("register built-in capabilities: a state directory is required for kv")
-	}
-	store, err := kv.Open(filepath.Join(opts.StateDir, kv.FileName))
-	if err != nil {
-		return nil, err
-	}
 	caps := []capability.Capability{
-		NewLog(opts.Logger), NewClock(opts.Now), Random{}, Config{}, store,
+		NewLog(opts.Logger), NewClock(opts.Now), Random{}, Config{},
 		httpcap.New(httpcap.Options{Resolver: opts.Resolver}),
 		fscap.NewRead(), fscap.NewWrite(),
 	}
+	var store *kv.Store
+	if opts.StateDir != "" {
+		var err error
+		if store, err = kv.Open(filepath.Join(opts.StateDir, kv.FileName)); err != nil {
+			return nil, err
+		}
+		caps = append(caps, store)
+	}
 	for _, c := range caps {
 		if err := reg.Register(c); err != nil {
-			store.Close()
+			if store != nil {
+				store.Close()
+			}
 			return nil, err
 		}
 	}

@@ -79,10 +79,18 @@ func TestConfig(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
+	// Without a state directory everything but kv is offered.
 	reg := capability.NewRegistry()
-	if _, err := Register(reg, Options{}); err == nil {
-		t.Error("Register without a state directory succeeded")
+	if store, err := Register(reg, Options{}); err != nil || store != nil {
+		t.Fatalf("Register without a state directory = %v, %v", store, err)
 	}
+	if _, ok := reg.Lookup("kv"); ok {
+		t.Error("kv is offered without a state directory")
+	}
+	if _, ok := reg.Lookup("http"); !ok {
+		t.Error("http is not offered without a state directory")
+	}
+	reg = capability.NewRegistry()
 	store, err := Register(reg, Options{StateDir: filepath.Join(t.TempDir(), "state")})
 	if err != nil {
 		t.Fatal(err)

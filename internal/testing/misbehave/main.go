@@ -117,18 +117,47 @@ func main() {
 		slog.WarnContext(ctx, "plugin says", "text", string(in), slog.Group("req", "size", len(in)))
 		return nil, nil
 	})
+	// hostcall makes the host call {"function": F, "payload": P} and
+	// answers with its result, or its error code and message.
 	p.Handle("hostcall", func(ctx context.Context, in []byte) ([]byte, error) {
-		out, err := plugin.HostCall(ctx, string(in), []byte("{}"))
+		var req struct {
+			Function string          `json:"function"`
+			Payload  json.RawMessage `json:"payload"`
+			Caveat   *plugin.Caveat  `json:"caveat"`
+		}
+		if err := json.Unmarshal(in, &req); err != nil {
+			return nil, plugin.Errorf(plugin.CodeBadInput, "%v", err)
+		}
+		if req.Caveat != nil {
+			if err := p.Attenuate(capabilityOf(req.Function), *req.Caveat); err != nil {
+				return nil, err
+			}
+		}
+		out, err := plugin.HostCall(ctx, req.Function, req.Payload)
 		if err != nil {
-			return nil, fmt.Errorf("host call: %w", err)
+			return json.Marshal(map[string]any{"code": plugin.CodeOf(err).String(), "error": err.Error()})
 		}
 		return out, nil
+	})
+	// forge sends a host call with a made-up token behind the SDK's back.
+	p.Handle("forge", func(ctx context.Context, in []byte) ([]byte, error) {
+		frame := wire.HostCall{Function: "clock.now", Token: append([]byte("ALCT\x01"), in...), Payload: []byte("{}")}.AppendFrame(nil, 1<<62)
+		_, err := syscall.Write(raw, frame)
+		return nil, err
 	})
 	slog.SetDefault(p.Logger())
 	p.Main()
 }
 
 func echo(_ context.Context, in []byte) ([]byte, error) { return in, nil }
+
+// capabilityOf returns the capability part of a host function name.
+func capabilityOf(function string) string {
+	if i := strings.LastIndexByte(function, '.'); i > 0 {
+		return function[:i]
+	}
+	return function
+}
 
 // readFrame reads and discards one frame from fd.
 func readFrame(fd int) {

@@ -42,6 +42,7 @@ import (
 	"sync"
 
 	"github.com/airlockhq/airlock/internal/rpc"
+	"github.com/airlockhq/airlock/internal/token"
 	"github.com/airlockhq/airlock/internal/wire"
 )
 
@@ -60,9 +61,10 @@ type Plugin struct {
 	handlers      map[string]Handler
 	logLevel      slog.Leveler
 
-	mu     sync.Mutex
-	conn   *rpc.Conn
-	tokens map[string][]byte
+	mu      sync.Mutex
+	conn    *rpc.Conn
+	tokens  map[string][]byte
+	caveats map[string][]Caveat // re-applied to every GRANT
 
 	logger *slog.Logger
 }
@@ -249,11 +251,49 @@ func (p *Plugin) setTokens(body []byte) {
 	if err != nil {
 		return // a malformed grant grants nothing; host calls will be refused
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	tokens := make(map[string][]byte, len(g.Tokens))
 	for _, t := range g.Tokens {
-		tokens[t.Capability] = append([]byte(nil), t.Token...)
+		tok := append([]byte(nil), t.Token...)
+		for _, c := range p.caveats[t.Capability] {
+			narrowed, err := token.Attenuate(tok, c)
+			if err != nil {
+				tok = nil // fail closed: never present more than the plugin asked to keep
+				break
+			}
+			tok = narrowed
+		}
+		tokens[t.Capability] = tok
 	}
-	p.mu.Lock()
 	p.tokens = tokens
-	p.mu.Unlock()
+}
+
+// Caveat narrows a capability token: each field that is set restricts what
+// the token allows (a list keeps only what both allow, a number the
+// smaller). See docs/capabilities.md.
+type Caveat = token.Caveat
+
+// Attenuate narrows the plugin's token for capability: from now on its host
+// calls for that capability present a token that allows at most what c
+// allows, and never more than before. The narrowing is kept when the host
+// hands out fresh tokens. Use it to give up powers the plugin no longer
+// needs, e.g. after start-up. It needs no key and cannot widen anything.
+func (p *Plugin) Attenuate(capability string, c Caveat) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tok, ok := p.tokens[capability]
+	if !ok || tok == nil {
+		return fmt.Errorf("plugin.Attenuate: the host granted no %q token", capability)
+	}
+	narrowed, err := token.Attenuate(tok, c)
+	if err != nil {
+		return fmt.Errorf("plugin.Attenuate: %w", err)
+	}
+	p.tokens[capability] = narrowed
+	if p.caveats == nil {
+		p.caveats = map[string][]Caveat{}
+	}
+	p.caveats[capability] = append(p.caveats[capability], c)
+	return nil
 }
