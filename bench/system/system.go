@@ -62,6 +62,17 @@ func (r Role) String() string {
 // MarshalText makes a Role read as its name in JSON.
 func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads a Role's name, so that results files load back.
+func (r *Role) UnmarshalText(b []byte) error {
+	for _, role := range []Role{RoleFloor, RoleComparison, RoleCandidate} {
+		if string(b) == role.String() {
+			*r = role
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown role %q: want floor, comparison or candidate", b)
+}
+
 // Spec describes one system and how to start it.
 type Spec struct {
 	Name string

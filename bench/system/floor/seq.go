@@ -18,6 +18,9 @@ type seqPlugin struct {
 	mu sync.Mutex
 	r  *bufio.Reader
 	dl deadlineSetter
+	// broken is set when a call failed part-way: the stream is out of step
+	// and every later call fails with the same error.
+	broken error
 	// hdr is reused for every frame header, in both directions.
 	hdr [4]byte
 }
@@ -29,9 +32,20 @@ func newSeqPlugin(c *child) *seqPlugin {
 func (p *seqPlugin) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.broken != nil {
+		return nil, p.broken
+	}
 	if err := p.dl.apply(ctx); err != nil {
 		return nil, err
 	}
+	reply, err := p.roundTrip(payload)
+	if err != nil {
+		p.broken = err
+	}
+	return reply, err
+}
+
+func (p *seqPlugin) roundTrip(payload []byte) ([]byte, error) {
 	binary.LittleEndian.PutUint32(p.hdr[:], uint32(len(payload)))
 	bufs := net.Buffers{p.hdr[:], payload} // one writev for header and payload
 	if _, err := bufs.WriteTo(p.c.conn); err != nil {
