@@ -100,7 +100,7 @@ type entry struct {
 	plugin system.Plugin
 }
 
-// order returns the indexes of the systems for one round, shuffled.
+// order returns the given systems in a fresh shuffled order for one round.
 func (r *runner) order(of []*entry) []*entry {
 	out := make([]*entry, len(of))
 	for i, j := range r.rng.Perm(len(of)) {
