@@ -7,7 +7,7 @@ BENCH_DIR ?= bench
 
 .PHONY: bench bench-quick bench-test
 
-# Full run: every system, interleaved; ~5 minutes on 2 cores.
+# Full run: every system, interleaved; about 3 minutes on 2 cores.
 # Prints the Markdown report; raw results go to bench/results/latest.json.
 bench:
 	cd $(BENCH_DIR) && go run ./cmd/airlock-bench -mode full -json results/latest.json -md results/latest.md

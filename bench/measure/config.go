@@ -77,7 +77,7 @@ const (
 	MiB1  = 1 << 20
 )
 
-// Full is `make bench`: enough samples for stable p99s, about four minutes
+// Full is `make bench`: enough samples for stable p99s, about three minutes
 // on two cores.
 func Full() Config {
 	return Config{

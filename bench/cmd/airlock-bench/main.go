@@ -2,7 +2,7 @@
 // the catalogue (floors, go-plugin, Airlock) in one interleaved run. It prints
 // a Markdown report and writes the raw results as JSON.
 //
-//	airlock-bench                     full run (make bench), ~5 minutes
+//	airlock-bench                     full run (make bench), ~3 minutes
 //	airlock-bench -mode quick         one-minute smoke (make bench-quick)
 //	airlock-bench -systems floor,go-plugin-grpc
 //
