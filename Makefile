@@ -17,7 +17,7 @@ build:
 demo: build
 	./bin/airlock demo
 
-test: check-format vet cross test-go test-fuzz
+test: check-format vet cross test-go test-fuzz bench-test
 	@echo "make test: all passed"
 
 check-format:
@@ -45,3 +45,6 @@ test-fuzz:
 
 clean:
 	rm -rf bin examples/*/bin
+
+# make bench (full, ~3 min), make bench-quick (smoke, <1 min), make bench-test.
+include bench/bench.mk

@@ -52,7 +52,7 @@ func (e *Env) RepoDir() string { return filepath.Dir(e.moduleDir) }
 func (e *Env) BinDir() string { return e.binDir }
 
 // GoBuild builds the Go main package pkg (a path relative to dir, such as
-// "./plugins/floor-echo") with the go command run in dir, and returns the
+// "./internal/testing/floorecho") with the go command run in dir, and returns the
 // binary's path. dir is usually ModuleDir or RepoDir. The same (dir, pkg) is
 // built once per Env.
 func (e *Env) GoBuild(ctx context.Context, dir, pkg string) (string, error) {

@@ -3,32 +3,23 @@
 // the process tier) and airlock-go-sandboxed (the Go plugin with the
 // process tier's containment switched on).
 //
-// ============================================================================
-// TO FILL IN (lead): each constructor below returns ErrAbsent until it is
-// wired to the public airlock API, and an absent system is simply left out of
-// the run and listed as absent in the report; no number is ever invented for
-// it. To wire one:
-//
-//  1. Build the echo plugin in New (env.GoBuild(ctx, env.RepoDir(), "./...")
-//     for Go; cargo for Rust) and lay out a plugin dir with its airlock.toml
-//     exporting "echo".
-//  2. New creates the host once: h, err := airlock.NewHost(ctx).
-//  3. Load calls h.Load(ctx, dir) and returns a Plugin whose Call is
-//     p.Call(ctx, "echo", payload), whose PID is the process running the
-//     plugin's code, and whose Close is p.Close(ctx).
-//  4. System.Close calls h.Close(ctx).
-//
-// The bench module's go.mod already has
-// `replace github.com/airlockhq/airlock => ../`, so importing the root package
-// needs only a `require github.com/airlockhq/airlock v0.0.0` line.
-// Set Concurrent to true if one plugin overlaps concurrent calls (it should).
-// ============================================================================
+// Each uses only the public airlock API, as an embedder would. A system
+// whose plugin cannot be built on this machine returns ErrAbsent with the
+// reason and is left out of the run; no number is invented for it.
 package airlocksys
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/bench/system"
 )
 
@@ -41,12 +32,104 @@ func Specs() []system.Spec {
 	}
 }
 
-// newGo starts the airlock-go system: NewHost, then Load of a Go echo plugin
-// built with sdk/go on the process tier, without containment.
-//
-// TODO(lead): wire to the public API (see the package comment).
-func newGo(context.Context, *system.Env) (system.System, error) {
-	return nil, fmt.Errorf("%s: not wired to the airlock API yet (bench/system/airlocksys): %w", system.AirlockGo, system.ErrAbsent)
+// newGo starts the airlock-go system: NewHost, then Load of the Go echo
+// plugin (examples/echo, built with sdk/go) on the process tier, without
+// containment.
+func newGo(ctx context.Context, env *system.Env) (system.System, error) {
+	bin, err := env.GoBuild(ctx, env.RepoDir(), "./examples/echo")
+	if err != nil {
+		return nil, err
+	}
+	return newHost(ctx, env, bin)
+}
+
+// host is an Airlock host that loads copies of one echo plugin, each under
+// its own name (a host refuses two plugins of one name).
+type host struct {
+	h    *airlock.Host
+	bin  string
+	root string
+	n    atomic.Int64
+}
+
+func newHost(ctx context.Context, env *system.Env, bin string) (*host, error) {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	h, err := airlock.NewHostWithConfig(ctx, airlock.NewHostConfig().WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.MkdirTemp(env.BinDir(), "airlock-plugins-")
+	if err != nil {
+		h.Close(ctx)
+		return nil, err
+	}
+	return &host{h: h, bin: bin, root: root}, nil
+}
+
+// echoManifest is an echo plugin's airlock.toml. The limits allow the
+// benchmark's 64 concurrent callers and 1 MiB payloads.
+const echoManifest = `name = %q
+version = "1.0.0"
+[entry]
+program = "echo"
+sha256 = %q
+[functions.echo]
+timeout = "30s"
+max_input = "4MiB"
+max_output = "4MiB"
+[limits]
+max_concurrency = 128
+`
+
+func (s *host) Load(ctx context.Context) (system.Plugin, error) {
+	name := fmt.Sprintf("echo-%d", s.n.Add(1))
+	dir := filepath.Join(s.root, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	prog := filepath.Join(dir, "echo")
+	if err := os.Link(s.bin, prog); err != nil {
+		return nil, fmt.Errorf("lay out %s: %w", name, err)
+	}
+	sum, err := digest(prog)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "airlock.toml"), fmt.Appendf(nil, echoManifest, name, sum), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := s.h.Load(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return plugin{p}, nil
+}
+
+func (s *host) Close(ctx context.Context) error {
+	err := s.h.Close(ctx)
+	os.RemoveAll(s.root)
+	return err
+}
+
+type plugin struct{ p *airlock.Plugin }
+
+func (p plugin) Call(ctx context.Context, payload []byte) ([]byte, error) {
+	return p.p.Call(ctx, "echo", payload)
+}
+func (p plugin) PID() int                        { return p.p.Status().PID }
+func (p plugin) Close(ctx context.Context) error { return p.p.Close(ctx) }
+
+func digest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // newRust starts the airlock-rust system: NewHost, then Load of a Rust echo

@@ -3,7 +3,7 @@
 // between a Go parent and a Go child. Airlock's targets are ratios to these
 // numbers, measured in the same run.
 //
-// Two clients share one child program (plugins/floor-echo):
+// Two clients share one child program (plugins/floorecho):
 //
 //   - floor: the caller writes a frame and reads its own reply; no goroutine,
 //     no id, no map. It is the floor for sequential latency, cold start and
@@ -32,8 +32,9 @@ import (
 	"github.com/airlockhq/airlock/bench/system"
 )
 
-// childPackage is the echo child, relative to the bench module.
-const childPackage = "./plugins/floor-echo"
+// childPackage is the echo child, in the main module (the root package's
+// own benchmark uses the same floor).
+const childPackage = "./internal/testing/floorecho"
 
 // maxFrame bounds what a reply's length prefix may claim, so a broken child
 // cannot make the parent allocate without limit.
@@ -53,7 +54,7 @@ type host struct {
 }
 
 func newFloor(ctx context.Context, env *system.Env) (system.System, error) {
-	bin, err := env.GoBuild(ctx, env.ModuleDir(), childPackage)
+	bin, err := env.GoBuild(ctx, env.RepoDir(), childPackage)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func newFloor(ctx context.Context, env *system.Env) (system.System, error) {
 }
 
 func newMux(ctx context.Context, env *system.Env) (system.System, error) {
-	bin, err := env.GoBuild(ctx, env.ModuleDir(), childPackage)
+	bin, err := env.GoBuild(ctx, env.RepoDir(), childPackage)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-// Command floor-echo is the benchmark's floor plugin: it reads frames (a
+// Command floorecho is the benchmarks' floor plugin: it reads frames (a
 // little-endian u32 length, then that many bytes) from the socket on fd 3 and
 // writes each one back unchanged, until end-of-file. It imports nothing but the
 // standard library so that its cost and its memory are the least a Go plugin
@@ -22,12 +22,12 @@ func main() {
 	f := os.NewFile(3, "floor-socket")
 	conn, err := net.FileConn(f)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "floor-echo: fd 3 is not a socket (this program is started by the airlock benchmark):", err)
+		fmt.Fprintln(os.Stderr, "floorecho: fd 3 is not a socket (this program is started by the airlock benchmark):", err)
 		os.Exit(2)
 	}
 	f.Close()
 	if err := echo(conn); err != nil {
-		fmt.Fprintln(os.Stderr, "floor-echo:", err)
+		fmt.Fprintln(os.Stderr, "floorecho:", err)
 		os.Exit(1)
 	}
 }
