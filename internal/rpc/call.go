@@ -19,7 +19,7 @@ type reply struct {
 type call struct {
 	ch      chan reply // capacity 1
 	written chan error // capacity 1; used for payloads written from the caller's slice
-	timer   *time.Timer
+	dl      deadline   // in the connection's heap when timeout ends the call
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -37,17 +37,13 @@ var callPool = sync.Pool{New: func() any {
 // connection ended first.
 func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration, token, payload []byte) ([]byte, error) {
 	now := time.Now()
-	deadline, hasDeadline := ctx.Deadline()
-	ownTimer := false // timeout ends the call before ctx does
-	if timeout > 0 && (!hasDeadline || now.Add(timeout).Before(deadline)) {
-		deadline, hasDeadline, ownTimer = now.Add(timeout), true, true
+	end, hasEnd := ctx.Deadline()
+	ownDeadline := false // timeout ends the call before ctx does
+	if timeout > 0 && (!hasEnd || now.Add(timeout).Before(end)) {
+		end, hasEnd, ownDeadline = now.Add(timeout), true, true
 	}
-	left := time.Duration(0)
-	if hasDeadline {
-		left = deadline.Sub(now)
-		if left <= 0 {
-			return nil, c.expired(ctx, ownTimer)
-		}
+	if hasEnd && !end.After(now) {
+		return nil, c.expired(ctx, ownDeadline)
 	}
 
 	// Check the frame fits before taking a slot or an id.
@@ -59,22 +55,11 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 		return nil, Errorf(wire.CodeTooLarge, "call to %q is a %d-byte frame; the peer accepts at most %d", function, size, c.opts.MaxSend)
 	}
 
-	cl := callPool.Get().(*call)
-	defer callPool.Put(cl)
-	var timerC <-chan time.Time
-	if ownTimer {
-		if cl.timer == nil {
-			cl.timer = time.NewTimer(left)
-		} else {
-			cl.timer.Reset(left)
-		}
-		defer cl.timer.Stop()
-		timerC = cl.timer.C
-	}
-
-	if err := c.acquire(ctx, timerC); err != nil {
+	if err := c.acquire(ctx, end, ownDeadline); err != nil {
 		return nil, err
 	}
+	cl := callPool.Get().(*call)
+	defer callPool.Put(cl)
 
 	c.mu.Lock()
 	if c.closed {
@@ -86,12 +71,18 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	id := c.nextID
 	c.pending[id] = cl
 	c.mu.Unlock()
+	if ownDeadline {
+		// The connection's deadline heap ends the call: no timer of its own.
+		cl.dl = deadline{at: end, id: id, out: true, index: -1}
+		c.dls.add(&cl.dl, c.fire)
+		defer c.dls.remove(&cl.dl)
+	}
 
 	// Encode and send. Time already spent waiting for a slot is taken off
 	// the timeout the peer is told.
-	if hasDeadline {
-		left = time.Until(deadline)
-		if left <= 0 {
+	left := time.Duration(0)
+	if hasEnd {
+		if left = time.Until(end); left <= 0 {
 			left = time.Nanosecond
 		}
 	}
@@ -132,15 +123,34 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	case r := <-cl.ch:
 		return r.payload, r.err
 	case <-ctx.Done():
-		return c.giveUp(ctx, cl, id, false)
-	case <-timerC:
-		return c.giveUp(ctx, cl, id, true)
+		return c.giveUp(ctx, cl, id)
 	}
 }
 
-// giveUp resolves a call whose caller stopped waiting. If the reply won the
-// race it is returned instead.
-func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64, timedOut bool) ([]byte, error) {
+// giveUp resolves a call whose caller's context ended. If the reply (or
+// the deadline) won the race, that is returned instead.
+func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64) ([]byte, error) {
+	if !c.abandon(id) {
+		r := <-cl.ch
+		return r.payload, r.err
+	}
+	return nil, c.expired(ctx, false)
+}
+
+// expireCall resolves call id because its own deadline passed.
+func (c *Conn) expireCall(id uint64) {
+	c.mu.Lock()
+	cl := c.pending[id]
+	c.mu.Unlock()
+	if cl != nil && c.abandon(id) {
+		cl.ch <- reply{err: Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed before the plugin answered")}
+	}
+}
+
+// abandon takes call id out of pending, keeps it as abandoned (its slot
+// stays taken until the peer answers) and tells the peer to cancel it. It
+// reports whether it took the call: false when someone else resolved it.
+func (c *Conn) abandon(id uint64) bool {
 	c.mu.Lock()
 	_, mine := c.pending[id]
 	if mine {
@@ -148,14 +158,12 @@ func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64, timedOut bool) (
 		c.abandoned[id] = c.opts.Now()
 	}
 	c.mu.Unlock()
-	if !mine {
-		r := <-cl.ch
-		return r.payload, r.err
+	if mine {
+		b := getBuf()
+		*b = wire.AppendEmpty((*b)[:0], wire.KindCancel, id)
+		c.w.sendAsync(outFrame{buf: b}) // best effort: a dead connection needs no cancel
 	}
-	b := getBuf()
-	*b = wire.AppendEmpty((*b)[:0], wire.KindCancel, id)
-	_ = c.w.send(outFrame{buf: b}) // best effort: a dead connection needs no cancel
-	return nil, c.expired(ctx, timedOut)
+	return mine
 }
 
 func (c *Conn) expired(ctx context.Context, timedOut bool) error {
@@ -184,8 +192,9 @@ func (c *Conn) closedErr() error {
 	return &ClosedError{Cause: c.cause}
 }
 
-// acquire takes an in-flight slot, waiting until ctx is done or timerC fires.
-func (c *Conn) acquire(ctx context.Context, timerC <-chan time.Time) error {
+// acquire takes an in-flight slot, waiting until ctx is done or, when
+// ownDeadline, until end.
+func (c *Conn) acquire(ctx context.Context, end time.Time, ownDeadline bool) error {
 	if c.slots == nil {
 		return nil
 	}
@@ -194,13 +203,20 @@ func (c *Conn) acquire(ctx context.Context, timerC <-chan time.Time) error {
 		return nil
 	default:
 	}
+	// All slots are taken: wait, with a timer of our own (a rare path).
+	var timerC <-chan time.Time
+	if ownDeadline {
+		t := time.NewTimer(time.Until(end))
+		defer t.Stop()
+		timerC = t.C
+	}
 	select {
 	case c.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timerC:
-		return Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed while waiting for one of %d call slots", cap(c.slots))
+		return Errorf(wire.CodeOverloaded, "all %d call slots stayed busy until the function's timeout", cap(c.slots))
 	case <-c.done:
 		return c.closedErr()
 	}

@@ -107,8 +107,11 @@ type Conn struct {
 	nextID    uint64
 	closed    bool
 	cause     error // why the connection closed
-	serving   map[uint64]context.CancelFunc
+	serving   map[uint64]*callCtx
 	draining  bool
+
+	dls  deadlines // deadlines of calls in both directions
+	fire func()    // c.expire, made once
 
 	slots    chan struct{} // outgoing in-flight limit; nil when unlimited
 	done     chan struct{}
@@ -151,7 +154,7 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 		logger:     opts.Logger,
 		pending:    make(map[uint64]*call),
 		abandoned:  make(map[uint64]time.Time),
-		serving:    make(map[uint64]context.CancelFunc),
+		serving:    make(map[uint64]*callCtx),
 		done:       make(chan struct{}),
 		turn:       make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -173,6 +176,7 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 	if opts.MaxInFlight > 0 {
 		c.slots = make(chan struct{}, opts.MaxInFlight)
 	}
+	c.fire = c.expire
 	c.w = newWriter(rwc, func(err error) { c.fail(fmt.Errorf("write frame: %w", err)) }, c.done)
 	go c.worker(true)
 	return c
@@ -225,9 +229,10 @@ func (c *Conn) fail(cause error) {
 		abandoned := len(c.abandoned)
 		clear(c.abandoned)
 		serving := c.serving
-		c.serving = make(map[uint64]context.CancelFunc)
+		c.serving = make(map[uint64]*callCtx)
 		c.mu.Unlock()
 
+		c.dls.stop()
 		c.w.fail(&ClosedError{Cause: cause})
 		close(c.done)
 		for _, cl := range pending {
@@ -237,10 +242,28 @@ func (c *Conn) fail(cause error) {
 		for range abandoned {
 			c.release()
 		}
-		for _, cancel := range serving {
-			cancel()
+		for _, cc := range serving {
+			cc.end(context.Canceled)
 		}
 	})
+}
+
+// expire resolves the calls whose deadlines passed; the deadline timer
+// calls it.
+func (c *Conn) expire() {
+	var buf [8]deadline
+	for _, d := range c.dls.due(time.Now(), c.fire, buf[:0]) {
+		if d.out {
+			c.expireCall(d.id)
+			continue
+		}
+		c.mu.Lock()
+		cc := c.serving[d.id]
+		c.mu.Unlock()
+		if cc != nil {
+			cc.end(context.DeadlineExceeded)
+		}
+	}
 }
 
 // Drain stops serving new incoming calls (they are answered unavailable) and
@@ -257,8 +280,8 @@ func (c *Conn) Drain(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		c.mu.Lock()
-		for _, cancel := range c.serving {
-			cancel()
+		for _, cc := range c.serving {
+			cc.end(context.Canceled)
 		}
 		c.mu.Unlock()
 		return ctx.Err()

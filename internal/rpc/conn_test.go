@@ -276,11 +276,11 @@ func TestConn_InFlightLimitAndAbandonedSlots(t *testing.T) {
 	if n, since := h.OldestAbandoned(); n != 2 || since.IsZero() {
 		t.Fatalf("OldestAbandoned = %d, %v; want 2 calls", n, since)
 	}
-	// A third call waits for a slot until its deadline.
+	// A third call waits for a slot until its deadline, then is overloaded.
 	_, err := h.Call(context.Background(), "echo", 30*time.Millisecond, nil, nil)
 	var e *Error
-	if !errors.As(err, &e) || e.Code != wire.CodeDeadlineExceeded {
-		t.Fatalf("call without a slot: %v", err)
+	if !errors.As(err, &e) || e.Code != wire.CodeOverloaded {
+		t.Fatalf("call without a slot: %v, want overloaded", err)
 	}
 	// The late replies free the slots.
 	close(release)
@@ -401,5 +401,73 @@ func BenchmarkConn_Call64B(b *testing.B) {
 		if _, err := h.Call(context.Background(), "echo", 0, nil, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestConn_DeadlinesExpireEachCallOnItsOwn(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	// Deadlines added in an order the heap must sort, some shorter than the
+	// timer already armed, all blocked in the handler.
+	timeouts := []time.Duration{200, 20, 120, 60, 10, 300, 40}
+	errs := make(chan error, len(timeouts))
+	start := time.Now()
+	for _, ms := range timeouts {
+		go func() {
+			_, err := h.Call(context.Background(), "block", ms*time.Millisecond, nil, nil)
+			errs <- err
+		}()
+	}
+	for range timeouts {
+		err := <-errs
+		var e *Error
+		if !errors.As(err, &e) || e.Code != wire.CodeDeadlineExceeded {
+			t.Fatalf("got %v, want deadline_exceeded", err)
+		}
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("the deadlines did not fire")
+	}
+	// Every abandoned call was answered by the handler (its context ended).
+	for {
+		if n, _ := h.OldestAbandoned(); n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestCallCtx_DerivedContextsAndAfterFunc(t *testing.T) {
+	seen := make(chan string, 4)
+	h, _ := pair(t, Options{}, Options{Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if r, ok := RequestFrom(ctx); !ok || r.ID != req.ID {
+			seen <- "RequestFrom failed"
+		}
+		child, cancel := context.WithTimeout(ctx, time.Hour) // derived: must end with its parent
+		defer cancel()
+		context.AfterFunc(ctx, func() { seen <- "afterfunc" })
+		<-child.Done()
+		seen <- child.Err().Error()
+		return nil, ctx.Err()
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := h.Call(ctx, "wait", 0, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	got := map[string]bool{<-seen: true, <-seen: true}
+	if !got["afterfunc"] || !got[context.Canceled.Error()] {
+		t.Fatalf("handler saw %v", got)
+	}
+}
+
+func TestCallCtx_ErrReportsAPassedDeadlineEvenBeforeTheTimer(t *testing.T) {
+	cc := &callCtx{dl: deadline{at: time.Now().Add(-time.Millisecond), index: -1}}
+	if !errors.Is(cc.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err = %v", cc.Err())
+	}
+	select {
+	case <-cc.Done():
+	default:
+		t.Fatal("Done is not closed after Err reported the deadline")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/wire"
 )
@@ -101,10 +102,10 @@ func (c *Conn) read() (*Request, bool) {
 
 		case wire.KindCancel:
 			c.mu.Lock()
-			cancel := c.serving[h.ID]
+			cc := c.serving[h.ID]
 			c.mu.Unlock()
-			if cancel != nil {
-				cancel()
+			if cc != nil {
+				cc.end(context.Canceled)
 			}
 
 		case wire.KindPing:
@@ -244,24 +245,27 @@ func (c *Conn) serve(req *Request, written chan error) {
 		c.replyError(req.ID, wire.CodeOverloaded, fmt.Sprintf("%d calls are already running", c.opts.MaxServing))
 		return
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
+	cc := &callCtx{req: req, dl: deadline{index: -1}}
 	if req.Timeout > 0 {
-		ctx, cancel = context.WithTimeout(context.Background(), req.Timeout)
-	} else {
-		ctx, cancel = context.WithCancel(context.Background())
+		cc.dl = deadline{at: time.Now().Add(req.Timeout), id: req.ID, index: -1}
 	}
-	c.serving[req.ID] = cancel
+	c.serving[req.ID] = cc
 	c.running.Add(1)
 	c.nServing.Add(1)
 	c.mu.Unlock()
+	if req.Timeout > 0 {
+		c.dls.add(&cc.dl, c.fire)
+	}
 
-	out, err := c.invoke(ctx, req)
+	out, err := c.invoke(cc, req)
 
 	c.mu.Lock()
 	delete(c.serving, req.ID)
 	c.mu.Unlock()
-	cancel()
+	if req.Timeout > 0 {
+		c.dls.remove(&cc.dl)
+	}
+	cc.end(context.Canceled) // derived contexts and AfterFuncs end with the call
 
 	if err != nil {
 		code, msg := codeOf(err)
