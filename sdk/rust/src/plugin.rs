@@ -23,7 +23,8 @@ const EXIT_USAGE: u8 = 2;
 /// A plugin: its name, the functions it exports and how it serves them.
 ///
 /// Build it with [`Plugin::new`] and [`Plugin::handle`] (or
-/// [`Plugin::handle_json`]), then return [`Plugin::serve`] from `main`.
+/// `Plugin::handle_json` with the `json` feature), then return
+/// [`Plugin::serve`] from `main`.
 ///
 /// # Lifecycle
 ///
@@ -33,11 +34,12 @@ const EXIT_USAGE: u8 = 2;
 /// 2. **Negotiate.** `serve` reads HELLO, picks the highest protocol version
 ///    both sides speak and answers WELCOME with the exported functions, or
 ///    ERROR `version_mismatch` naming both ranges and returns status 1.
-/// 3. **Operate.** A reader thread answers PING at once, delivers CANCEL and
-///    host-call replies, and queues CALLs for a pool of worker threads (at
-///    most [`Plugin::max_concurrency`], started as needed and reused). Each
-///    call gets exactly one RESULT or ERROR; a handler panic becomes ERROR
-///    `panic` and the plugin keeps serving.
+/// 3. **Operate.** A pool of threads (one more than
+///    [`Plugin::max_concurrency`], started as needed and reused) serves the
+///    connection: one of them always reads, answering PING at once and
+///    delivering CANCEL and host-call replies, while the others run calls.
+///    Each call gets exactly one RESULT or ERROR; a handler panic becomes
+///    ERROR `panic` and the plugin keeps serving.
 /// 4. **Drain.** On SHUTDOWN new calls are refused with `unavailable`;
 ///    running ones get the grace period to finish, then are cancelled and
 ///    answered `cancelled`. `serve` sends GOODBYE and returns status 0.
@@ -149,8 +151,8 @@ impl Plugin {
     }
 
     /// How many handlers may run at once (default 16). Calls beyond it wait
-    /// in a queue; worker threads are started as needed up to this number and
-    /// then reused, never one per call.
+    /// in a queue. Threads are started as needed, up to this number plus one
+    /// that reads, and then reused: never one per call.
     ///
     /// # Panics
     ///
