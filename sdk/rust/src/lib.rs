@@ -83,3 +83,16 @@ pub use plugin::Plugin;
 
 /// The result of a handler or host call.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_types_cross_threads() {
+        send_sync::<crate::Context>();
+        send_sync::<crate::Logger>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::Plugin>();
+    }
+}

@@ -92,8 +92,11 @@ impl Plugin {
     /// input bytes and returns output bytes, or an [`Error`] whose code and
     /// message the host receives.
     ///
-    /// Handlers run on worker threads, several at a time, so they must be
-    /// `Send + Sync`.
+    /// Handlers run on pool threads, several at a time, so they must be
+    /// `Send + Sync`. A panic in a handler is caught and answered with code
+    /// `panic`, and the plugin keeps serving; that needs the default
+    /// `panic = "unwind"` profile setting (with `"abort"` a panic ends the
+    /// process).
     ///
     /// # Panics
     ///

@@ -396,10 +396,20 @@ fn read_header(r: &mut impl Read, max_frame: usize) -> std::result::Result<Heade
 }
 
 /// Reads the frame's body into `dst`, replacing its contents.
+///
+/// It reads into the vector's spare capacity (`read_to_end` on a `take`),
+/// so a large body is not zero-filled before the socket's bytes overwrite it.
 fn read_body(r: &mut impl Read, h: Header, dst: &mut Vec<u8>) -> std::result::Result<(), End> {
     dst.clear();
-    dst.resize(h.body_len, 0);
-    r.read_exact(dst).map_err(|e| truncated(h.kind, &e))
+    dst.reserve_exact(h.body_len);
+    let n = r
+        .take(h.body_len as u64)
+        .read_to_end(dst)
+        .map_err(|e| truncated(h.kind, &e))?;
+    if n < h.body_len {
+        return Err(truncated(h.kind, &io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(())
 }
 
 fn skip_body(r: &mut impl Read, h: Header) -> std::result::Result<(), End> {
