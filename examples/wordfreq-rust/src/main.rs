@@ -174,6 +174,15 @@ mod tests {
     }
 
     #[test]
+    fn the_manifest_declares_every_export() {
+        let declared: Vec<&str> = include_str!("../airlock.toml")
+            .lines()
+            .filter_map(|l| l.strip_prefix("[functions.")?.strip_suffix(']'))
+            .collect();
+        assert_eq!(declared, plugin().functions().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn tokens_are_folded_words_in_order() {
         assert_eq!(
             call("tokens", "Don't STOP me now".as_bytes()).unwrap(),
