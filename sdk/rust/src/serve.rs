@@ -666,7 +666,8 @@ impl Session {
     }
 
     /// Gives up the reader role to an idle thread, or to a new one. Hands
-    /// the reader back when no thread could be started.
+    /// the reader back when every thread is busy and no more may (or could)
+    /// be started.
     fn hand_off(
         self: &Arc<Self>,
         reader: BufReader<UnixStream>,
@@ -677,6 +678,9 @@ impl Session {
             drop(st);
             self.work.notify_one();
             return Ok(());
+        }
+        if st.threads >= self.max_threads {
+            return Err(st.reader.take().expect("the reader was just put back"));
         }
         st.threads += 1;
         drop(st);

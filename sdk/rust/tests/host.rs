@@ -22,6 +22,8 @@ const LONG: Duration = Duration::from_secs(60);
 /// Handlers that let tests observe what reaches them.
 fn probe() -> Plugin {
     static MET: AtomicUsize = AtomicUsize::new(0);
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
     Plugin::new("probe", "0.0.0")
         .handle("echo", |_ctx, input| Ok(input.to_vec()))
         .handle("deadline", |ctx, _input| {
@@ -63,6 +65,14 @@ fn probe() -> Plugin {
             }
             Ok(b"met".to_vec())
         })
+        .handle("peak", |_ctx, _input| {
+            // Reports the most handlers this process ever ran at once.
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(5));
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            Ok(PEAK.load(Ordering::SeqCst).to_string().into_bytes())
+        })
         .handle("sleep_ms", |_ctx, input| {
             let ms: u64 = std::str::from_utf8(input).unwrap().parse().unwrap();
             thread::sleep(Duration::from_millis(ms));
@@ -89,7 +99,11 @@ fn child_plugin() {
     if std::env::var_os("AIRLOCK_TEST_CHILD").is_none() {
         return;
     }
-    let code = probe().serve();
+    let plugin = match std::env::var("AIRLOCK_TEST_CHILD").as_deref() {
+        Ok("2") => probe().max_concurrency(2),
+        _ => probe(),
+    };
+    let code = plugin.serve();
     #[allow(clippy::incompatible_msrv)] // tests build with the current toolchain
     let status = if code == ExitCode::SUCCESS {
         0
@@ -120,6 +134,13 @@ fn spawn() -> host::Plugin {
     host::Plugin::spawn(child_command())
 }
 
+/// A probe plugin that runs at most two handlers at once.
+fn spawn_narrow() -> host::Plugin {
+    let mut cmd = child_command();
+    cmd.env("AIRLOCK_TEST_CHILD", "2");
+    host::Plugin::spawn(cmd)
+}
+
 fn start() -> Session {
     spawn().negotiate()
 }
@@ -148,6 +169,7 @@ fn welcome_names_the_version_the_sdk_and_the_exports() {
             "until_deadline",
             "until_cancelled",
             "meet",
+            "peak",
             "sleep_ms",
             "panic",
             "hostcall",
@@ -216,6 +238,22 @@ fn handlers_run_at_the_same_time() {
     let calls: Vec<_> = (0..4).map(|_| s.start_call("meet", LONG, b"4")).collect();
     for (_, rx) in calls {
         assert_eq!(text(s.finish(&rx)).unwrap(), "met");
+    }
+}
+
+#[test]
+fn max_concurrency_bounds_the_handlers_running_at_once() {
+    let s = spawn_narrow().negotiate();
+    // Two handlers can run together...
+    let pair: Vec<_> = (0..2).map(|_| s.start_call("meet", LONG, b"2")).collect();
+    for (_, rx) in &pair {
+        assert_eq!(text(s.finish(rx)).unwrap(), "met");
+    }
+    // ...and never more: the rest wait in the queue and still get answered.
+    let calls: Vec<_> = (0..12).map(|_| s.start_call("peak", LONG, b"")).collect();
+    for (_, rx) in &calls {
+        let peak: usize = text(s.finish(rx)).unwrap().parse().unwrap();
+        assert!(peak <= 2, "{peak} handlers ran at once");
     }
 }
 
