@@ -486,7 +486,8 @@ fn the_plugin_exits_when_the_host_goes_away() {
 fn the_plugin_exits_when_the_host_goes_away_before_hello() {
     let mut p = spawn();
     p.conn.shutdown(std::net::Shutdown::Both).unwrap();
-    p.wait();
+    let st = p.wait();
+    assert!(st.success(), "exit status {st}");
 }
 
 #[test]
