@@ -1,0 +1,98 @@
+//! Write [Airlock](https://github.com/airlockhq/airlock) plugins in Rust.
+//!
+//! An Airlock host runs each process-tier plugin as its own OS process and
+//! talks to it over a private socket, speaking the versioned binary protocol
+//! of `docs/protocol.md`. This crate is the plugin's side of that protocol:
+//! you name your functions, it negotiates, runs calls concurrently on a small
+//! thread pool, answers heartbeats, delivers deadlines and cancellation,
+//! turns panics into errors and drains on shutdown.
+//!
+#![cfg_attr(feature = "json", doc = "```no_run")]
+#![cfg_attr(not(feature = "json"), doc = "```ignore")]
+//! use airlock_plugin::{Context, Error, Level, Plugin, Result};
+//! use std::process::ExitCode;
+//!
+//! /// Upper-cases UTF-8 text.
+//! fn shout(ctx: &Context, input: &[u8]) -> Result<Vec<u8>> {
+//!     let text = std::str::from_utf8(input)
+//!         .map_err(|e| Error::BadInput(format!("input is not UTF-8: {e}")))?;
+//!     ctx.log(Level::DEBUG, "shouting", &[("bytes", &input.len())]);
+//!     Ok(text.to_uppercase().into_bytes())
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct AddRequest {
+//!     a: i64,
+//!     b: i64,
+//! }
+//!
+//! #[derive(serde::Serialize)]
+//! struct AddResponse {
+//!     sum: i64,
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     Plugin::new("demo", env!("CARGO_PKG_VERSION"))
+//!         .handle("shout", shout)
+//!         .handle_json("add", |_ctx, req: AddRequest| -> Result<AddResponse> {
+//!             let sum = req.a.checked_add(req.b)
+//!                 .ok_or_else(|| Error::BadInput("the sum overflows".into()))?;
+//!             Ok(AddResponse { sum })
+//!         })
+//!         .serve()
+//! }
+//! ```
+//!
+//! Run by hand, such a program explains that it is a plugin and exits with
+//! status 2; started by a host it serves until the host shuts it down.
+//! [`Plugin::call`] runs a handler in-process for unit tests.
+//!
+//! # Features
+//!
+//! - `json` (default): `Plugin::handle_json`, typed handlers built on
+//!   serde and serde_json (used by the example above). Without it the crate
+//!   has no dependencies.
+//!
+//! # Safety
+//!
+//! The only unsafe code adopts file descriptor 3 (module `sys`, with a
+//! `SAFETY` comment on each block); every other module forbids unsafe code.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+#[cfg(not(unix))]
+compile_error!("airlock-plugin serves over a Unix socket and builds only for Unix targets");
+
+#[forbid(unsafe_code)]
+mod context;
+#[forbid(unsafe_code)]
+mod error;
+#[forbid(unsafe_code)]
+mod plugin;
+#[forbid(unsafe_code)]
+mod serve;
+#[allow(unsafe_code)]
+mod sys;
+#[forbid(unsafe_code)]
+pub mod wire;
+
+pub use context::{Context, Level, Logger};
+pub use error::Error;
+pub use plugin::Plugin;
+
+/// The result of a handler or host call.
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_types_cross_threads() {
+        send_sync::<crate::Context>();
+        send_sync::<crate::Logger>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::Plugin>();
+    }
+}

@@ -1,0 +1,631 @@
+//! Runs a real plugin process against a minimal host (tests/common/host.rs)
+//! over a real socketpair on descriptor 3.
+//!
+//! The plugin is this test binary itself: `child_plugin` below serves the
+//! probe plugin when AIRLOCK_TEST_CHILD is set (the helper-process pattern),
+//! so the tests need no other build step.
+
+mod common;
+
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use airlock_plugin::wire::{self, Code, Header, Kind, Message};
+use airlock_plugin::{Error, Level, Plugin};
+use common::host::{self, Session};
+
+const NO_DEADLINE: Duration = Duration::ZERO;
+const LONG: Duration = Duration::from_secs(60);
+
+/// Handlers that let tests observe what reaches them.
+fn probe() -> Plugin {
+    static MET: AtomicUsize = AtomicUsize::new(0);
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+    Plugin::new("probe", "0.0.0")
+        .handle("echo", |_ctx, input| Ok(input.to_vec()))
+        .handle("deadline", |ctx, _input| {
+            Ok(match ctx.remaining() {
+                None => b"none".to_vec(),
+                Some(d) => d.as_millis().to_string().into_bytes(),
+            })
+        })
+        .handle("until_deadline", |ctx, _input| loop {
+            ctx.check()?;
+            thread::sleep(Duration::from_millis(1));
+        })
+        .handle("until_cancelled", |ctx, _input| {
+            let start = Instant::now();
+            while !ctx.is_cancelled() {
+                if start.elapsed() > host::PATIENCE {
+                    return Err(Error::Internal("never cancelled".into()));
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            ctx.log(
+                Level::INFO,
+                "handler saw the cancel",
+                &[("call", &ctx.call_id())],
+            );
+            Err(Error::Cancelled("handler saw the cancel".into()))
+        })
+        .handle("meet", |ctx, input| {
+            // Succeeds once `input` handlers are inside at the same time.
+            let want: usize = std::str::from_utf8(input).unwrap().parse().unwrap();
+            MET.fetch_add(1, Ordering::SeqCst);
+            let start = Instant::now();
+            while MET.load(Ordering::SeqCst) < want {
+                ctx.check()?;
+                if start.elapsed() > host::PATIENCE {
+                    return Err(Error::Internal("the others never came".into()));
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            Ok(b"met".to_vec())
+        })
+        .handle("peak", |_ctx, _input| {
+            // Reports the most handlers this process ever ran at once.
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(5));
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            Ok(PEAK.load(Ordering::SeqCst).to_string().into_bytes())
+        })
+        .handle("sleep_ms", |_ctx, input| {
+            let ms: u64 = std::str::from_utf8(input).unwrap().parse().unwrap();
+            thread::sleep(Duration::from_millis(ms));
+            Ok(b"slept".to_vec())
+        })
+        .handle("panic", |_ctx, _input| panic!("probe panic"))
+        .handle("hostcall", |ctx, input| {
+            ctx.host_call("kv.get", b"tok", input)
+        })
+        .handle("log", |ctx, input| {
+            ctx.log(Level::WARN, "slow input", &[("bytes", &input.len())]);
+            ctx.logger().log(Level::DEBUG, "outside any call", &[]);
+            Ok(Vec::new())
+        })
+        .handle("big", |_ctx, input| {
+            let n: usize = std::str::from_utf8(input).unwrap().parse().unwrap();
+            Ok(vec![b'x'; n])
+        })
+}
+
+/// Not a test: the plugin process the other tests start.
+#[test]
+fn child_plugin() {
+    if std::env::var_os("AIRLOCK_TEST_CHILD").is_none() {
+        return;
+    }
+    let plugin = match std::env::var("AIRLOCK_TEST_CHILD").as_deref() {
+        Ok("2") => probe().max_concurrency(2),
+        _ => probe(),
+    };
+    let code = plugin.serve();
+    #[allow(clippy::incompatible_msrv)] // tests build with the current toolchain
+    let status = if code == ExitCode::SUCCESS {
+        0
+    } else if code == ExitCode::from(2) {
+        2
+    } else {
+        1
+    };
+    std::process::exit(status);
+}
+
+fn child_command() -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_plugin",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env("AIRLOCK_TEST_CHILD", "1")
+    .env("RUST_BACKTRACE", "0")
+    .stdout(std::process::Stdio::null()); // the test harness's chatter; stdout carries no protocol
+    cmd
+}
+
+fn spawn() -> host::Plugin {
+    host::Plugin::spawn(child_command())
+}
+
+/// A probe plugin that runs at most two handlers at once.
+fn spawn_narrow() -> host::Plugin {
+    let mut cmd = child_command();
+    cmd.env("AIRLOCK_TEST_CHILD", "2");
+    host::Plugin::spawn(cmd)
+}
+
+fn start() -> Session {
+    spawn().negotiate()
+}
+
+fn text(r: Result<Vec<u8>, host::CallError>) -> Result<String, host::CallError> {
+    r.map(|b| String::from_utf8(b).unwrap())
+}
+
+#[test]
+fn welcome_names_the_version_the_sdk_and_the_exports() {
+    let mut p = spawn();
+    p.hello(1, 1, wire::DEFAULT_MAX_FRAME as u32);
+    let f = p.recv().expect("WELCOME");
+    assert_eq!((f.kind, f.id), (Kind::WELCOME, 0));
+    let Message::Welcome(w) = f.message() else {
+        panic!("{f:?}")
+    };
+    assert_eq!((w.version, w.min_version, w.max_version), (1, 1, 1));
+    assert_eq!(w.max_frame as usize, wire::DEFAULT_MAX_FRAME);
+    assert!(w.sdk.starts_with("airlock-rust/"), "{}", w.sdk);
+    assert_eq!(
+        w.functions,
+        [
+            "echo",
+            "deadline",
+            "until_deadline",
+            "until_cancelled",
+            "meet",
+            "peak",
+            "sleep_ms",
+            "panic",
+            "hostcall",
+            "log",
+            "big"
+        ]
+    );
+}
+
+#[test]
+fn version_mismatch_names_both_ranges_and_exits_nonzero() {
+    let cases = [
+        // The host's range lies above the plugin's.
+        (
+            2,
+            3,
+            "no common protocol version: host speaks v2\u{2013}v3, plugin speaks v1",
+        ),
+        // The plugin's range lies above the host's.
+        (
+            0,
+            0,
+            "no common protocol version: host speaks v0, plugin speaks v1",
+        ),
+    ];
+    for (min, max, want) in cases {
+        let mut p = spawn();
+        p.hello(min, max, wire::DEFAULT_MAX_FRAME as u32);
+        let f = p.recv().expect("ERROR");
+        assert_eq!((f.kind, f.id), (Kind::ERROR, 0), "{f:?}");
+        let Message::Error(e) = f.message() else {
+            panic!("{f:?}")
+        };
+        assert_eq!(e.code, Code::VERSION_MISMATCH);
+        assert!(
+            e.message.starts_with(want),
+            "{:?} does not start with {want:?}",
+            e.message
+        );
+        assert!(p.recv().is_none(), "the plugin closes the connection");
+        let st = p.wait();
+        assert!(!st.success(), "exit status {st}");
+    }
+}
+
+#[test]
+fn many_concurrent_calls_all_get_their_own_answer() {
+    let s = start();
+    thread::scope(|scope| {
+        for t in 0..16 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..63 {
+                    let payload = format!("thread {t} call {i} {}", "x".repeat(i * 17));
+                    let got = s.call("echo", LONG, payload.as_bytes()).unwrap();
+                    assert_eq!(got, payload.as_bytes());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn handlers_run_at_the_same_time() {
+    let s = start();
+    let calls: Vec<_> = (0..4).map(|_| s.start_call("meet", LONG, b"4")).collect();
+    for (_, rx) in calls {
+        assert_eq!(text(s.finish(&rx)).unwrap(), "met");
+    }
+}
+
+#[test]
+fn max_concurrency_bounds_the_handlers_running_at_once() {
+    let s = spawn_narrow().negotiate();
+    // Two handlers can run together...
+    let pair: Vec<_> = (0..2).map(|_| s.start_call("meet", LONG, b"2")).collect();
+    for (_, rx) in &pair {
+        assert_eq!(text(s.finish(rx)).unwrap(), "met");
+    }
+    // ...and never more: the rest wait in the queue and still get answered.
+    let calls: Vec<_> = (0..12).map(|_| s.start_call("peak", LONG, b"")).collect();
+    for (_, rx) in &calls {
+        let peak: usize = text(s.finish(rx)).unwrap().parse().unwrap();
+        assert!(peak <= 2, "{peak} handlers ran at once");
+    }
+}
+
+#[test]
+fn ping_is_answered_while_every_worker_is_busy() {
+    let s = start();
+    let busy: Vec<_> = (0..Plugin::DEFAULT_MAX_CONCURRENCY + 2)
+        .map(|_| s.start_call("until_cancelled", NO_DEADLINE, b""))
+        .collect();
+    s.send(&Message::Ping, 99);
+    let f = s.next_non_log().expect("PONG");
+    assert_eq!((f.kind, f.id), (Kind::PONG, 99));
+    for (id, _) in &busy {
+        s.cancel(*id);
+    }
+    for (_, rx) in &busy {
+        assert_eq!(s.finish(rx).unwrap_err().0, Code::CANCELLED);
+    }
+}
+
+#[test]
+fn the_calls_timeout_reaches_the_handler() {
+    let s = start();
+    assert_eq!(text(s.call("deadline", NO_DEADLINE, b"")).unwrap(), "none");
+    let ms: u128 = text(s.call("deadline", LONG, b""))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        ms > 0 && ms <= LONG.as_millis(),
+        "remaining {ms} ms of {LONG:?}"
+    );
+    let err = s
+        .call("until_deadline", Duration::from_millis(50), b"")
+        .unwrap_err();
+    assert_eq!(err.0, Code::DEADLINE_EXCEEDED, "{err:?}");
+}
+
+#[test]
+fn cancel_reaches_the_handler() {
+    let s = start();
+    let (id, rx) = s.start_call("until_cancelled", NO_DEADLINE, b"");
+    // The log proves the handler is running before the cancel is sent.
+    s.call("log", LONG, b"sync").unwrap();
+    s.cancel(id);
+    let err = s.finish(&rx).unwrap_err();
+    assert_eq!(err.0, Code::CANCELLED, "{err:?}");
+    let saw = loop {
+        let f = s.next_other().expect("LOG");
+        if let Message::Log(l) = f.message() {
+            if l.message == "handler saw the cancel" {
+                break f.id;
+            }
+        }
+    };
+    assert_eq!(saw, id, "the record is attributed to the cancelled call");
+    // Cancelling a call that is over, or never was, is not an error.
+    s.cancel(id);
+    s.cancel(12345);
+    assert_eq!(s.call("echo", LONG, b"still here").unwrap(), b"still here");
+}
+
+#[test]
+fn a_panic_fails_only_its_call() {
+    let s = start();
+    let (code, msg) = s.call("panic", LONG, b"").unwrap_err();
+    assert_eq!(code, Code::PANIC);
+    assert!(msg.contains("probe panic"), "{msg}");
+    assert_eq!(s.call("echo", LONG, b"next").unwrap(), b"next");
+}
+
+#[test]
+fn unknown_functions_are_answered_with_the_exports() {
+    let s = start();
+    let (code, msg) = s.call("ecoh", LONG, b"").unwrap_err();
+    assert_eq!(code, Code::UNKNOWN_FUNCTION);
+    assert!(
+        msg.starts_with("unknown function \"ecoh\"; exports: echo, deadline,"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn logs_carry_the_call_id_or_zero() {
+    let s = start();
+    let (id, rx) = s.start_call("log", LONG, b"12345");
+    s.finish(&rx).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let f = s.next_other().expect("LOG");
+        let Message::Log(l) = f.message() else {
+            panic!("{f:?}")
+        };
+        seen.push((f.id, l.level, l.message.into_owned(), l.attrs.len()));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (0, -4, "outside any call".to_owned(), 0),
+            (id, 4, "slow input".to_owned(), 1)
+        ]
+    );
+}
+
+#[test]
+fn large_payloads_travel_both_ways() {
+    let s = start();
+    let payload: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+    assert_eq!(s.call("echo", LONG, &payload).unwrap(), payload);
+}
+
+#[test]
+fn results_larger_than_the_hosts_frames_are_too_large() {
+    let s = spawn().negotiate_with(wire::MIN_MAX_FRAME as u32);
+    let (code, msg) = s.call("big", LONG, b"100000").unwrap_err();
+    assert_eq!(code, Code::TOO_LARGE, "{msg}");
+    assert_eq!(s.call("big", LONG, b"1000").unwrap().len(), 1000);
+}
+
+#[test]
+fn host_calls_reach_the_host_and_return_its_answer() {
+    let s = start();
+    // The host answers with a result.
+    let (_, rx) = s.start_call("hostcall", LONG, b"key");
+    let f = s.next_non_log().expect("HOSTCALL");
+    let Message::HostCall(hc) = f.message() else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        (hc.function.as_ref(), hc.token, hc.payload),
+        ("kv.get", &b"tok"[..], &b"key"[..])
+    );
+    assert!(
+        hc.timeout_ns > 0 && hc.timeout_ns <= LONG.as_nanos() as u64,
+        "{}",
+        hc.timeout_ns
+    );
+    s.send(&Message::Result { payload: b"value" }, f.id);
+    assert_eq!(s.finish(&rx).unwrap(), b"value");
+
+    // The host refuses: the handler gets the host's code and passes it on.
+    let (_, rx) = s.start_call("hostcall", NO_DEADLINE, b"key");
+    let f = s.next_non_log().expect("HOSTCALL");
+    let Message::HostCall(hc) = f.message() else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        hc.timeout_ns, 0,
+        "a call without deadline gives its host calls none"
+    );
+    s.send(
+        &Message::Error(wire::Failure {
+            code: Code::PERMISSION_DENIED,
+            message: "kv is not granted".into(),
+        }),
+        f.id,
+    );
+    assert_eq!(
+        s.finish(&rx).unwrap_err(),
+        (Code::PERMISSION_DENIED, "kv is not granted".to_owned())
+    );
+}
+
+#[test]
+fn an_unanswered_host_call_is_cancelled_at_the_deadline() {
+    let s = start();
+    let (_, rx) = s.start_call("hostcall", Duration::from_millis(100), b"key");
+    let hostcall = s.next_non_log().expect("HOSTCALL");
+    assert_eq!(hostcall.kind, Kind::HOSTCALL);
+    let cancel = s.next_non_log().expect("CANCEL");
+    assert_eq!((cancel.kind, cancel.id), (Kind::CANCEL, hostcall.id));
+    assert_eq!(s.finish(&rx).unwrap_err().0, Code::DEADLINE_EXCEEDED);
+    // A late answer matches nothing and is ignored.
+    s.send(&Message::Result { payload: b"late" }, hostcall.id);
+    assert_eq!(s.call("echo", LONG, b"ok").unwrap(), b"ok");
+}
+
+#[test]
+fn cancelling_a_call_cancels_its_host_call() {
+    let s = start();
+    let (id, rx) = s.start_call("hostcall", NO_DEADLINE, b"key");
+    let hostcall = s.next_non_log().expect("HOSTCALL");
+    s.cancel(id);
+    let cancel = s.next_non_log().expect("CANCEL");
+    assert_eq!((cancel.kind, cancel.id), (Kind::CANCEL, hostcall.id));
+    assert_eq!(s.finish(&rx).unwrap_err().0, Code::CANCELLED);
+}
+
+#[test]
+fn shutdown_drains_in_flight_calls_then_says_goodbye() {
+    let mut s = start();
+    let (_, slow) = s.start_call("sleep_ms", LONG, b"200");
+    s.shutdown(LONG);
+    let (_, late) = s.start_call("echo", LONG, b"too late");
+    assert_eq!(s.finish(&late).unwrap_err().0, Code::UNAVAILABLE);
+    assert_eq!(text(s.finish(&slow)).unwrap(), "slept");
+    let f = s.next_non_log().expect("GOODBYE");
+    assert_eq!((f.kind, f.id), (Kind::GOODBYE, 0));
+    assert!(s.next_non_log().is_none(), "nothing after GOODBYE");
+    let st = s.wait();
+    assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn shutdown_cancels_what_outlives_the_grace_period() {
+    let mut s = start();
+    let (_, stuck) = s.start_call("until_cancelled", NO_DEADLINE, b"");
+    s.call("log", LONG, b"sync").unwrap(); // the handler is running
+    s.shutdown(Duration::ZERO);
+    let (code, msg) = s.finish(&stuck).unwrap_err();
+    assert_eq!(code, Code::CANCELLED);
+    assert!(msg.contains("shut down"), "{msg}");
+    let f = s.next_non_log().expect("GOODBYE");
+    assert_eq!(f.kind, Kind::GOODBYE);
+    let st = s.wait();
+    assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn the_plugin_exits_when_the_host_goes_away() {
+    let mut s = start();
+    let _busy = s.start_call("until_cancelled", NO_DEADLINE, b"");
+    s.close();
+    let st = s.wait();
+    assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn the_plugin_exits_when_the_host_goes_away_before_hello() {
+    let mut p = spawn();
+    p.conn.shutdown(std::net::Shutdown::Both).unwrap();
+    let st = p.wait();
+    assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn unknown_kinds_are_ignored_before_and_after_negotiation() {
+    let mut p = spawn();
+    p.send(
+        &Message::Unknown {
+            kind: Kind(0x40),
+            body: b"ext",
+        },
+        0,
+    );
+    let s = {
+        p.hello(1, 1, wire::DEFAULT_MAX_FRAME as u32);
+        let f = p.recv().expect("WELCOME");
+        assert_eq!(f.kind, Kind::WELCOME);
+        p
+    };
+    s.send(
+        &Message::Unknown {
+            kind: Kind(0x41),
+            body: b"ext",
+        },
+        5,
+    );
+    s.send(&Message::Pong, 6); // a PONG the plugin never asked for
+    let mut f = Vec::new();
+    wire::call_prefix(&mut f, 1, 0, "echo", 2);
+    f.extend_from_slice(b"ok");
+    s.send_raw(&f);
+    let mut p = s;
+    let r = p.recv().expect("RESULT");
+    assert_eq!((r.kind, r.id), (Kind::RESULT, 1));
+}
+
+#[test]
+fn protocol_errors_end_the_session_with_an_error_frame() {
+    // Each case: bytes the host sends after negotiation, and a phrase the
+    // plugin's ERROR must contain.
+    let oversized = Header::encode(Kind::CALL, 1, 8 << 20).to_vec();
+    let mut id0 = Vec::new();
+    wire::call_prefix(&mut id0, 0, 0, "echo", 0);
+    let welcome = {
+        let mut f = Vec::new();
+        Message::Welcome(wire::Welcome {
+            version: 1,
+            min_version: 1,
+            max_version: 1,
+            max_frame: 65536,
+            sdk: "x".into(),
+            functions: vec![],
+        })
+        .encode(0, &mut f);
+        f
+    };
+    let mut short_call = Header::encode(Kind::CALL, 3, 3).to_vec();
+    short_call.extend_from_slice(&[0, 0, 0]);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("oversized", oversized, "too large"),
+        ("call id 0", id0, "id 0"),
+        ("welcome from the host", welcome, "welcome"),
+        ("truncated field", short_call, "timeout_ns"),
+    ];
+    for (name, bytes, want) in cases {
+        let mut s = start();
+        s.send_raw(&bytes);
+        let f = s
+            .next_non_log()
+            .unwrap_or_else(|| panic!("{name}: no ERROR"));
+        let Message::Error(e) = f.message() else {
+            panic!("{name}: {f:?}")
+        };
+        assert_eq!((f.id, e.code), (0, Code::PROTOCOL), "{name}");
+        assert!(
+            e.message.contains(want),
+            "{name}: {:?} lacks {want:?}",
+            e.message
+        );
+        let st = s.wait();
+        assert_eq!(st.code(), Some(1), "{name}: exit status {st}");
+    }
+}
+
+#[test]
+fn a_reused_call_id_is_a_protocol_error() {
+    let mut s = start();
+    let (id, _rx) = s.start_call("until_cancelled", NO_DEADLINE, b"");
+    let mut f = Vec::new();
+    wire::call_prefix(&mut f, id, 0, "echo", 0);
+    s.send_raw(&f);
+    let e = s.next_non_log().expect("ERROR");
+    let Message::Error(err) = e.message() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(err.code, Code::PROTOCOL);
+    assert!(err.message.contains("already in flight"), "{}", err.message);
+    assert_eq!(s.wait().code(), Some(1));
+}
+
+#[test]
+fn something_other_than_hello_first_is_a_protocol_error() {
+    let mut p = spawn();
+    p.send(&Message::Ping, 1);
+    let f = p.recv().expect("ERROR");
+    let Message::Error(e) = f.message() else {
+        panic!("{f:?}")
+    };
+    assert_eq!((f.id, e.code), (0, Code::PROTOCOL));
+    assert!(e.message.contains("expected HELLO"), "{}", e.message);
+    assert_eq!(p.wait().code(), Some(1));
+}
+
+#[test]
+fn run_by_hand_it_explains_itself_and_exits_2() {
+    let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let cases = [
+        (None, None, "AIRLOCK_PROTOCOL is not set"),
+        // Descriptor 3 is closed (or, if this test runner leaked one, not ours).
+        (Some("1"), None, "descriptor 3 is not"),
+        (Some("1"), Some(&file), "descriptor 3 is not a Unix socket"),
+    ];
+    for (env, fd3, want) in cases {
+        let mut cmd = child_command();
+        cmd.env_remove("AIRLOCK_PROTOCOL");
+        if let Some(v) = env {
+            cmd.env("AIRLOCK_PROTOCOL", v);
+        }
+        if let Some(f) = fd3 {
+            host::pass_as_fd3(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(f));
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("probe 0.0.0 is an Airlock plugin"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("echo, deadline"), "{stderr}");
+        assert!(stderr.contains(want), "{stderr} lacks {want:?}");
+    }
+}
