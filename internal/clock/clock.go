@@ -38,14 +38,13 @@ func (r realTimer) Stop() bool          { return r.t.Stop() }
 // Fake is a clock that moves only when Advance is called. It is safe for
 // concurrent use.
 type Fake struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	changed chan struct{} // closed and replaced whenever a timer is added
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
 }
 
 // NewFake returns a fake clock set to start.
-func NewFake(start time.Time) *Fake { return &Fake{now: start, changed: make(chan struct{})} }
+func NewFake(start time.Time) *Fake { return &Fake{now: start} }
 
 // Now returns the fake time.
 func (f *Fake) Now() time.Time {
@@ -60,8 +59,6 @@ func (f *Fake) NewTimer(d time.Duration) Timer {
 	defer f.mu.Unlock()
 	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1)}
 	f.timers = append(f.timers, t)
-	close(f.changed)
-	f.changed = make(chan struct{})
 	return t
 }
 
@@ -100,24 +97,6 @@ func (f *Fake) Timers() []time.Duration {
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	return ds
-}
-
-// WaitForTimers blocks until at least n timers are pending or done is
-// closed; it reports whether the timers appeared.
-func (f *Fake) WaitForTimers(n int, done <-chan struct{}) bool {
-	for {
-		f.mu.Lock()
-		have, changed := len(f.timers), f.changed
-		f.mu.Unlock()
-		if have >= n {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-done:
-			return false
-		}
-	}
 }
 
 type fakeTimer struct {

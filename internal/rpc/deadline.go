@@ -20,8 +20,8 @@ import (
 // timer armed; when it fires for a deadline nobody holds any more, it just
 // re-arms for the earliest remaining one.
 type deadlines struct {
-	mu    sync.Mutex
-	items dlHeap
+	mu      sync.Mutex
+	items   dlHeap
 	timer   *time.Timer
 	armed   time.Time // when the timer fires; zero while stopped
 	stopped bool

@@ -1,0 +1,175 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// records is a slog handler that keeps messages and attributes.
+type records struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Message)
+	rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%s", a.Key, a.Value); return true })
+	r.mu.Lock()
+	r.lines = append(r.lines, b.String())
+	r.mu.Unlock()
+	return nil
+}
+func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *records) WithGroup(string) slog.Handler      { return r }
+
+func run(t *testing.T, script string, out *Output) *Process {
+	t.Helper()
+	p, err := Start(context.Background(), Config{Name: "sh", Program: "/bin/sh", Args: []string{"-c", script}, Dir: t.TempDir(), Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Conn().Close() })
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		p.Kill("test timeout")
+		t.Fatal("process did not end")
+	}
+	return p
+}
+
+func TestProcess_ExitStatusAndStderrTail(t *testing.T) {
+	rec := &records{}
+	p := run(t, `for i in $(seq 1 30); do echo "line $i" >&2; done; printf 'esc \033[31m red\n' >&2; exit 4`, &Output{Logger: slog.New(rec)})
+	e := p.Exit()
+	if e.Code != 4 || e.Signal != 0 || !errors.Is(e, ErrExited) {
+		t.Fatalf("exit = %+v", e)
+	}
+	if len(e.Stderr) != tailLines || e.Stderr[0] != "line 12" {
+		t.Fatalf("stderr tail = %q; want the last %d lines", e.Stderr, tailLines)
+	}
+	if last := e.Stderr[len(e.Stderr)-1]; last != `esc \u001b[31m red` {
+		t.Fatalf("control characters are not escaped in the tail: %q", last)
+	}
+	if !strings.Contains(e.Error(), "exited with status 4") {
+		t.Fatalf("Error() = %q", e.Error())
+	}
+}
+
+func TestProcess_OutputBudgetDropsAndSays(t *testing.T) {
+	rec := &records{}
+	out := &Output{Logger: slog.New(rec), Budget: rate.NewLimiter(rate.Every(time.Hour), 5)}
+	run(t, `yes flood | head -n 10000; sleep 0.1; echo after`, out)
+	if out.Dropped() < 9990 {
+		t.Fatalf("dropped %d lines; the budget allows 5", out.Dropped())
+	}
+	rec.mu.Lock()
+	n := len(rec.lines)
+	rec.mu.Unlock()
+	if n > 6 {
+		t.Fatalf("%d records reached the log", n)
+	}
+}
+
+func TestProcess_LongLinesAreCut(t *testing.T) {
+	rec := &records{}
+	run(t, `head -c 100000 /dev/zero | tr '\0' 'a'; echo; echo next`, &Output{Logger: slog.New(rec)})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.lines) != 2 || !strings.Contains(rec.lines[0], "cut_bytes=") || len(rec.lines[0]) > maxLine+200 || !strings.Contains(rec.lines[1], "line=next") {
+		t.Fatalf("records: %d, first %d bytes", len(rec.lines), len(rec.lines[0]))
+	}
+}
+
+func TestProcess_KillReachesTheGroupAndRecordsWhy(t *testing.T) {
+	p, err := Start(context.Background(), Config{Program: "/bin/sh", Args: []string{"-c", "sleep 60 & sleep 60"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Conn().Close()
+	time.Sleep(50 * time.Millisecond)
+	p.Kill("test says so")
+	<-p.Done()
+	e := p.Exit()
+	if e.Signal != syscall.SIGKILL || e.Reason != "test says so" {
+		t.Fatalf("exit = %+v", e)
+	}
+	// Killed members may linger as zombies until init reaps them; none may
+	// still be running.
+	deadline := time.Now().Add(5 * time.Second)
+	for live := liveInGroup(p.Pid()); len(live) > 0; live = liveInGroup(p.Pid()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of the group survived: %v", live)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// liveInGroup lists processes of process group pgid that are not zombies.
+func liveInGroup(pgid int) []int {
+	dirs, _ := os.ReadDir("/proc")
+	var live []int
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		var state string
+		var ppid, pgrp int
+		if _, err := fmt.Sscanf(s[i+2:], "%s %d %d", &state, &ppid, &pgrp); err == nil && pgrp == pgid && state != "Z" {
+			var pid int
+			fmt.Sscanf(d.Name(), "%d", &pid)
+			live = append(live, pid)
+		}
+	}
+	return live
+}
+
+func TestProcess_EnvironmentIsExplicit(t *testing.T) {
+	t.Setenv("AIRLOCK_TEST_SECRET", "do-not-leak")
+	rec := &records{}
+	p, err := Start(context.Background(), Config{Program: "/usr/bin/env", Dir: t.TempDir(), Env: []string{"ONLY=this"}, Output: &Output{Logger: slog.New(rec)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Conn().Close()
+	<-p.Done()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.lines) != 1 || !strings.Contains(rec.lines[0], "line=ONLY=this") {
+		t.Fatalf("the child's environment: %q", rec.lines)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain ünïcode": "plain ünïcode",
+		"a\x1b[2Jb":     `a\u001b[2Jb`,
+		"bad\xffbyte":   `bad\xffbyte`,
+		"tab\there":     `tab\u0009here`,
+	} {
+		if got := Sanitize(in); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

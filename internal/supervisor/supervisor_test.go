@@ -1,0 +1,179 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/airlockhq/airlock/internal/clock"
+	"github.com/airlockhq/airlock/internal/testing/fixture"
+	"github.com/airlockhq/airlock/manifest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixture.Cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		n      int
+		random float64
+		want   time.Duration
+	}{
+		{0, 0, 50 * time.Millisecond},              // half of 100ms, no jitter
+		{0, 0.999999, 99999950 * time.Nanosecond},  // up to the full 100ms
+		{1, 0, 100 * time.Millisecond},             // 200ms nominal
+		{3, 0.5, 600 * time.Millisecond},           // 800ms nominal: 400 + 200
+		{10, 0, 5 * time.Second},                   // capped at 10s: half
+		{60, 0.999999, 9999995 * time.Microsecond}, // no overflow after many attempts
+	}
+	for _, tc := range tests {
+		got := Backoff(tc.n, 100*time.Millisecond, 10*time.Second, tc.random)
+		if got != tc.want {
+			t.Errorf("Backoff(%d, random %v) = %v, want %v", tc.n, tc.random, got, tc.want)
+		}
+	}
+}
+
+const manifestText = `
+name = "misbehave"
+version = "1.0.0"
+[entry]
+program = "plugin"
+sha256 = "$SHA256"
+[functions.echo]
+[functions.crash]
+[limits]
+heartbeat_interval = "1h"
+heartbeat_timeout = "2h"
+[restart]
+policy = "on-failure"
+max_restarts = 2
+backoff_initial = "1s"
+backoff_max = "1m"
+reset_after = "1h"
+`
+
+func start(t *testing.T, clk clock.Clock) *Supervisor {
+	t.Helper()
+	dir := fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/internal/testing/misbehave"), manifestText)
+	m, err := manifest.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), Config{Manifest: m.Defaults(), Clock: clk, Rand: rand.New(rand.NewPCG(1, 2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func waitState(t *testing.T, s *Supervisor, want State) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Status().State != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state is %v, want %v", s.Status().State, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSupervisor_RestartsOnTheInjectedClock crashes a real plugin and
+// drives the restart backoff with a fake clock: nothing sleeps through a
+// backoff, and the delays are the policy's.
+func TestSupervisor_RestartsOnTheInjectedClock(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_000_000, 0))
+	s := start(t, clk)
+	first := s.Status().PID
+
+	for attempt := range 2 {
+		if _, err := s.Call(context.Background(), "crash", nil); !errors.As(err, new(*ExitedError)) {
+			t.Fatalf("crash: %v", err)
+		}
+		waitState(t, s, StateRestarting)
+		// The backoff is between half and all of 1s doubled per attempt.
+		backoff := waitTimer(t, clk, time.Minute)
+		lo, hi := time.Second<<attempt/2, time.Second<<attempt
+		if backoff < lo || backoff > hi {
+			t.Fatalf("attempt %d: backoff %v, want within [%v, %v]", attempt, backoff, lo, hi)
+		}
+		// A call made now waits for the restart.
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Call(context.Background(), "echo", []byte("waited"))
+			done <- err
+		}()
+		clk.Advance(backoff)
+		waitState(t, s, StateOperate)
+		if err := <-done; err != nil {
+			t.Fatalf("call during the restart: %v", err)
+		}
+	}
+	if st := s.Status(); st.PID == first || st.Restarts != 2 {
+		t.Fatalf("after two restarts: %+v", st)
+	}
+
+	// max_restarts = 2: the third crash is final.
+	s.Call(context.Background(), "crash", nil)
+	waitState(t, s, StateFailed)
+	_, err := s.Call(context.Background(), "echo", nil)
+	var ns *NotServingError
+	if !errors.As(err, &ns) || ns.State != StateFailed || !strings.Contains(err.Error(), "allows no more restarts (2 so far)") {
+		t.Fatalf("call after the last restart: %v", err)
+	}
+}
+
+// waitTimer waits (in real time, bounded) for a fake timer shorter than
+// below to be pending and returns its duration.
+func waitTimer(t *testing.T, clk *clock.Fake, below time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, d := range clk.Timers() {
+			if d < below {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no timer shorter than %v; pending: %v", below, clk.Timers())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDigestCache_RefusesAChangedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prog")
+	os.WriteFile(path, []byte("one"), 0o755)
+	c := NewDigestCache()
+	sum := "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed" // sha256("one")
+	f, err := c.Open(path, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Same size, new content: the cached digest must not be reused.
+	os.WriteFile(path, []byte("two"), 0o755)
+	_, err = c.Open(path, sum)
+	var de *DigestError
+	if !errors.As(err, &de) || de.Got == sum {
+		t.Fatalf("changed file: %v", err)
+	}
+}
