@@ -123,6 +123,10 @@ func launch(sync int) int {
 	private := false
 	if l.spec.Mounts != nil {
 		if err := applyMounts(l.spec.Mounts); err != nil {
+			var se *sourceError
+			if errors.As(err, &se) {
+				return l.fail("", err)
+			}
 			if code, stop := l.missing(MountNS, err); stop {
 				return code
 			}
@@ -339,6 +343,13 @@ func dropCapabilities() error {
 		}
 	}
 	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	// uid 0 inside the user namespace must not mean capabilities at exec:
+	// the bounding set is empty already; SECBIT_NOROOT says so outright,
+	// locked. Without CAP_SETPCAP (no user namespace, not root) this fails
+	// and there is nothing to guard.
+	const secbitNoroot, secbitNorootLocked = 1 << 0, 1 << 1
+	const secbitNoSetuidFixup, secbitNoSetuidFixupLocked = 1 << 2, 1 << 3
+	_ = unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoroot|secbitNorootLocked|secbitNoSetuidFixup|secbitNoSetuidFixupLocked, 0, 0, 0)
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if _, _, e := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {

@@ -115,6 +115,15 @@ func buildLandlock(grants []grant) []landlockRule {
 	return rules
 }
 
+// sourceError is a bind source the launcher could not open. It aborts the
+// launch instead of degrading to "no mount namespace": a plugin must not be
+// able to switch its own sandbox off by swapping a granted path for a
+// symlink.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
 // mountStage is where the new root is assembled: a directory every Linux
 // system has. The tmpfs hides it only inside the plugin's mount namespace,
 // and every bind source is opened before it is covered.
@@ -152,9 +161,9 @@ func applyMounts(ops []mountOp) error {
 				continue
 			}
 			if errors.Is(err, unix.ELOOP) {
-				return fmt.Errorf("open %s: a symlink appeared in the granted path since the host resolved it: %w", op.Source, err)
+				return &sourceError{fmt.Errorf("open %s: a symlink appeared in the granted path since the host resolved it: %w", op.Source, err)}
 			}
-			return fmt.Errorf("open %s: %w", op.Source, err)
+			return &sourceError{fmt.Errorf("open %s: %w", op.Source, err)}
 		}
 		src[i] = fd
 	}
@@ -165,6 +174,13 @@ func applyMounts(ops []mountOp) error {
 	if err := unix.Mount("tmpfs", mountStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755"); err != nil {
 		return fmt.Errorf("mount the new root on %s: %w", mountStage, err)
 	}
+	pivoted := false
+	defer func() {
+		if !pivoted {
+			// Leave the host tree as it was for the degraded launch.
+			_ = unix.Unmount(mountStage, unix.MNT_DETACH)
+		}
+	}()
 	for i, op := range ops {
 		target := mountStage + op.Target
 		var err error
@@ -204,8 +220,10 @@ func applyMounts(ops []mountOp) error {
 		return fmt.Errorf("enter the new root: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
+		_ = unix.Chdir("/")
 		return fmt.Errorf("pivot_root: %w", err)
 	}
+	pivoted = true
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach the host's root: %w", err)
 	}

@@ -30,7 +30,10 @@ import (
 // Events are what the kernel and the sandbox recorded about a plugin's
 // envelope since it started, for violation reports.
 type Events struct {
-	OOMKills     int64 // tasks the OOM killer killed at the memory limit
+	// OOMKills counts kills at the memory limit: by the kernel's OOM
+	// killer, or by the sandbox when the memory cgroup reported it out of
+	// memory (whichever counted more; the sandbox is often first).
+	OOMKills     int64
 	PidsMax      int64 // forks and clones refused at the task limit
 	CPUThrottled int64 // CFS periods in which the plugin used up its CPU quota
 	MemoryPeak   int64 // highest memory use seen, in bytes (0 when unknown)
@@ -72,6 +75,7 @@ type Sandbox struct {
 	watchers sync.WaitGroup
 
 	treeKills atomic.Int64
+	ooms      atomic.Int64 // OOM notifications from a v1 memory cgroup
 }
 
 // Prepare checks spec against this machine, creates the plugin's cgroups,
@@ -233,8 +237,14 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	}
 	// RLIMIT_NPROC counts per uid, per user namespace since Linux 5.14: it
 	// bounds this plugin alone only when the uid (or namespace) is its own.
+	// It is the task limit's backstop; where pids.max applies it is set
+	// looser, so that the cgroup refuses first and records the event.
 	if s.ownUID || userns && kernelAtLeast(5, 14) {
-		s.msg.Rlimits = append(s.msg.Rlimits, rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: uint64(spec.Tasks)})
+		nproc := uint64(spec.Tasks)
+		if avail(CgroupPids) {
+			nproc = 2*nproc + 16
+		}
+		s.msg.Rlimits = append(s.msg.Rlimits, rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
 	}
 
 	// Control groups.
@@ -304,15 +314,19 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		Cloneflags: cloneflags,
 	}
 	if userns {
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: s.uid, HostID: s.uid, Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: s.gid, HostID: s.gid, Size: 1}}
+		// Root inside, the plugin's uid outside: the launcher needs its
+		// capabilities inside the namespace for the mounts (a non-root uid
+		// would lose them at its own exec), and drops every one of them,
+		// bounding set included, before it execs the plugin.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.gid, Size: 1}}
 		// A root host lets the child clear its supplementary groups (root's
 		// group 0 would otherwise follow it); an unprivileged one must deny
 		// setgroups to write the gid map at all.
 		attr.GidMappingsEnableSetgroups = m.root
 		// Switching to the mapped uid is what changes the host-side uid: a
-		// new user namespace alone leaves the child at the host's uid.
-		attr.Credential = &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.gid), Groups: []uint32{}, NoSetGroups: !m.root}
+		// new user namespace alone leaves the child at the host's uid 0.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: !m.root}
 	}
 	if s.cgFD != nil {
 		attr.UseCgroupFD = true
@@ -384,6 +398,11 @@ func (s *Sandbox) handshake(pid int) error {
 	applied := map[string]bool{}
 	// The namespaces: compare the child's with ours.
 	for name, file := range s.namespaces {
+		if name == MountNS {
+			// A new mount namespace alone is a copy of the host's tree; only
+			// the launcher can say the private root is in place.
+			continue
+		}
 		theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, file))
 		ours, err2 := os.Readlink("/proc/self/ns/" + file)
 		switch {
@@ -565,6 +584,7 @@ func (s *Sandbox) startWatchers(pid int) {
 					if _, err := oom.Read(b[:]); err != nil {
 						return
 					}
+					s.ooms.Add(1)
 					s.treeKills.Add(1)
 					s.log.Warn("sandbox: plugin hit its memory limit; killing its whole tree", "memory", s.spec.Memory)
 					_ = s.killGroup()
@@ -686,6 +706,7 @@ func (s *Sandbox) events() Events {
 		st := s.group.Stats()
 		e.OOMKills, e.PidsMax, e.CPUThrottled, e.MemoryPeak = st.OOMKills, st.PidsMax, st.CPUThrottled, st.MemoryPeak
 	}
+	e.OOMKills = max(e.OOMKills, s.ooms.Load())
 	return e
 }
 

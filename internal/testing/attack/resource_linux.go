@@ -107,20 +107,31 @@ func threadBomb(args []string) (Result, error) {
 	return Result{Count: max}, nil
 }
 
-// cpuSpin burns CPU for args[0] seconds (default: until killed).
+// cpuSpin burns CPU on args[1] threads (default 4) for args[0] seconds
+// (default: until killed). Count is the loop iterations of the first.
 func cpuSpin(args []string) (Result, error) {
 	secs, err := argInt(args, 0, 0)
 	if err != nil {
 		return Result{}, err
 	}
-	var r Result
-	deadline := time.Now().Add(time.Duration(secs) * time.Second)
-	for secs == 0 || time.Now().Before(deadline) {
-		for range 1 << 20 {
-			r.Count++
-		}
+	threads, err := argInt(args, 1, 4)
+	if err != nil {
+		return Result{}, err
 	}
-	return r, nil
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	spin := func() int64 {
+		var n int64
+		for secs == 0 || time.Now().Before(deadline) {
+			for range 1 << 20 {
+				n++
+			}
+		}
+		return n
+	}
+	for range threads - 1 {
+		go spin()
+	}
+	return Result{Count: spin()}, nil
 }
 
 // fdExhaust opens /dev/null (or, where that is missing, a pipe) until the
