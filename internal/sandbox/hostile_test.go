@@ -276,7 +276,7 @@ func hostileCases() []hostileCase {
 		}},
 		{"kill-all", func(t *testing.T) (Spec, []string, func(*testing.T, *run)) {
 			host := standIn(t)
-			bystander, _, _ := start(t, Spec{Instance: "bystander"}, streams{}, "sleep")
+			bystander, _, _ := start(t, Spec{Instance: "bystander"}, opts{}, "sleep")
 			t.Cleanup(func() {
 				bystander.sb.Kill()
 				bystander.finish(t, 10*time.Second, nil, nil)
@@ -341,7 +341,7 @@ func TestHostile_SetsidOrphan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	r, _, errOut := start(t, Spec{Require: fullRequire}, streams{out: pw}, "--stay", "setsid-orphan")
+	r, _, errOut := start(t, Spec{Require: fullRequire}, opts{out: pw}, "--stay", "setsid-orphan")
 	pw.Close()
 	res := readLine(t, pr)
 	if res.PID == 0 {
@@ -377,7 +377,7 @@ func TestHostile_SeccompStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	r, _, errOut := start(t, Spec{Require: fullRequire}, streams{out: pw}, "--stay", "seccomp-status")
+	r, _, errOut := start(t, Spec{Require: fullRequire}, opts{out: pw}, "--stay", "seccomp-status")
 	pw.Close()
 	res := readLine(t, pr)
 	if len(res.Threads) < 4 {
@@ -443,11 +443,11 @@ func TestHostile_Flood(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pr.Close()
-			io2 := streams{out: pw}
+			o := opts{out: pw}
 			if mode == "stderr-flood" {
-				io2 = streams{err: pw}
+				o = opts{err: pw}
 			}
-			r, out, errOut := start(t, Spec{Require: fullRequire}, io2, mode)
+			r, out, errOut := start(t, Spec{Require: fullRequire}, o, mode)
 			pw.Close()
 			if n, err := io.CopyN(io.Discard, pr, 4<<20); err != nil {
 				t.Fatalf("read the flood: %d bytes, %v", n, err)

@@ -35,7 +35,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
+	switch os.Getenv(helperEnv) {
+	case "":
+	case "unprivileged":
+		os.Exit(runUnprivilegedHelper())
+	default:
 		os.Exit(runHelper())
 	}
 	cleanup := setupFixtures()
@@ -210,13 +214,17 @@ func (c *cappedBuffer) String() string {
 	return c.buf.String()
 }
 
-// streams, when set, receive the plugin's stdout or stderr instead of a
-// buffer.
-type streams struct{ out, err io.Writer }
+// opts adjust one run: out and err, when set, receive the plugin's stdout
+// or stderr instead of a buffer; disable makes the named protections
+// unavailable, as on a machine without them.
+type opts struct {
+	out, err io.Writer
+	disable  []string
+}
 
 // start prepares and starts the victim in a sandbox built from spec
 // (Dir, Program, Name, IDs filled in when empty).
-func start(t *testing.T, spec Spec, io streams, args ...string) (*run, *cappedBuffer, *cappedBuffer) {
+func start(t *testing.T, spec Spec, o opts, args ...string) (*run, *cappedBuffer, *cappedBuffer) {
 	t.Helper()
 	needFixtures(t)
 	if spec.Dir == "" {
@@ -240,11 +248,11 @@ func start(t *testing.T, spec Spec, io streams, args ...string) (*run, *cappedBu
 	outBuf := &cappedBuffer{cap: 1 << 20}
 	errBuf := &cappedBuffer{cap: 1 << 20}
 	cmd.Stdout, cmd.Stderr = outBuf, errBuf
-	if io.out != nil {
-		cmd.Stdout = io.out
+	if o.out != nil {
+		cmd.Stdout = o.out
 	}
-	if io.err != nil {
-		cmd.Stderr = io.err
+	if o.err != nil {
+		cmd.Stderr = o.err
 	}
 	// fd 3, as the process tier passes its socketpair.
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -259,7 +267,7 @@ func start(t *testing.T, spec Spec, io streams, args ...string) (*run, *cappedBu
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sb, err := Prepare(ctx, cmd, spec, logger)
+	sb, err := prepareWithout(ctx, cmd, spec, logger, o.disable)
 	if err != nil {
 		child.Close()
 		t.Fatalf("Prepare: %v", err)
@@ -315,7 +323,7 @@ func (r *run) finish(t *testing.T, limit time.Duration, out, errOut *cappedBuffe
 // runVictim runs one attack to the end.
 func runVictim(t *testing.T, spec Spec, args ...string) *run {
 	t.Helper()
-	r, out, errOut := start(t, spec, streams{}, args...)
+	r, out, errOut := start(t, spec, opts{}, args...)
 	r.finish(t, time.Minute, out, errOut)
 	return r
 }
@@ -405,6 +413,26 @@ func readLine(t *testing.T, r io.Reader) attack.Result {
 		t.Fatalf("decode the victim's result %q: %v", line, err)
 	}
 	return res
+}
+
+// prepareWithout is Prepare on a machine that lacks the disabled
+// protections.
+func prepareWithout(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, disable []string) (*Sandbox, error) {
+	if len(disable) == 0 {
+		return Prepare(ctx, cmd, spec, logger)
+	}
+	spec = spec.withDefaults()
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	m := detectMachine(spec.CgroupParent)
+	for _, name := range disable {
+		setUnavailable(&m.report, name, "disabled by the test")
+	}
+	if err := checkRequire(spec.Require, m.report); err != nil {
+		return nil, err
+	}
+	return prepare(ctx, cmd, spec, logger, modeRun, m)
 }
 
 type testWriter struct{ t *testing.T }

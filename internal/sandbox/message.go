@@ -86,6 +86,9 @@ type mountOp struct {
 	Data     string `json:"data,omitempty"`     // tmpfs options
 	Strict   bool   `json:"strict,omitempty"`   // open the source without following any symlink
 	Optional bool   `json:"optional,omitempty"` // skip when the source does not exist
+	// Recursive binds the mounts below Source too (read-only applies to the
+	// top one only; used for the host's /proc).
+	Recursive bool `json:"recursive,omitempty"`
 }
 
 // landlockRule grants access beneath a path.

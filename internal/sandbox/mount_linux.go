@@ -40,7 +40,12 @@ func resolveGrant(p string, write bool) (grant, error) {
 // buildMounts is the plan for the plugin's root: a small read-only tmpfs
 // holding the system library directories, the plugin folder and grants,
 // a private /tmp of disk bytes, a minimal /dev and a fresh /proc.
-func buildMounts(grants []grant, disk int64) []mountOp {
+//
+// A fresh /proc needs a pid namespace of the plugin's own (the kernel only
+// mounts proc for the pid namespace's owner); without one, the host's
+// /proc is bound read-only instead, which shows what a plugin without a
+// pid namespace can see anyway.
+func buildMounts(grants []grant, disk int64, ownPidNS bool) []mountOp {
 	var ops []mountOp
 	for _, p := range systemPaths {
 		fi, err := os.Lstat(p)
@@ -59,12 +64,16 @@ func buildMounts(grants []grant, disk int64) []mountOp {
 		mountOp{Kind: "bind", Source: "/etc/ld.so.cache", Target: "/etc/ld.so.cache", ReadOnly: true, File: true, Optional: true},
 		mountOp{Kind: "tmpfs", Target: "/tmp", Data: fmt.Sprintf("size=%d,nr_inodes=%d,mode=1777", disk, max(disk/4096, 1024))},
 		mountOp{Kind: "tmpfs", Target: "/dev", Data: "size=64k,nr_inodes=64,mode=0755"},
-		mountOp{Kind: "proc", Target: "/proc"},
 		mountOp{Kind: "symlink", Source: "/proc/self/fd", Target: "/dev/fd"},
 		mountOp{Kind: "symlink", Source: "/proc/self/fd/0", Target: "/dev/stdin"},
 		mountOp{Kind: "symlink", Source: "/proc/self/fd/1", Target: "/dev/stdout"},
 		mountOp{Kind: "symlink", Source: "/proc/self/fd/2", Target: "/dev/stderr"},
 	)
+	if ownPidNS {
+		ops = append(ops, mountOp{Kind: "proc", Target: "/proc"})
+	} else {
+		ops = append(ops, mountOp{Kind: "bind", Source: "/proc", Target: "/proc", ReadOnly: true, Recursive: true})
+	}
 	for _, d := range devices {
 		ops = append(ops, mountOp{Kind: "bind", Source: d, Target: d, File: true, Device: true, Optional: true})
 	}
@@ -249,7 +258,11 @@ func bindMount(fd int, target string, op mountOp) error {
 	} else if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), target, "", unix.MS_BIND, ""); err != nil {
+	bind := uintptr(unix.MS_BIND)
+	if op.Recursive {
+		bind |= unix.MS_REC
+	}
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), target, "", bind, ""); err != nil {
 		return err
 	}
 	// A remount must keep the flags the source mount has locked (a user

@@ -204,7 +204,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		s.msg.Hostname = hostname(spec.Name)
 	}
 	if cloneflags&syscall.CLONE_NEWNS != 0 {
-		s.msg.Mounts = buildMounts(grants, spec.Disk)
+		s.msg.Mounts = buildMounts(grants, spec.Disk, cloneflags&syscall.CLONE_NEWPID != 0)
 	}
 	if !userns && m.root {
 		s.msg.DropUID, s.msg.DropGID = s.uid, s.gid

@@ -2,7 +2,9 @@ package attack
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 )
 
 func table() map[string]attackFunc {
@@ -40,10 +42,16 @@ func table() map[string]attackFunc {
 		"seccomp-status": seccompStatus,
 		"ids":            ids,
 		"fds":            fds,
+		"env":            env,
 		// Harmless helpers: a plugin that exits at once, and one that waits.
 		"true":  func([]string) (Result, error) { return Result{}, nil },
 		"sleep": sleep,
 	}
+}
+
+// env reports the environment, one variable a line, in Detail.
+func env([]string) (Result, error) {
+	return Result{Detail: strings.Join(os.Environ(), "\n")}, nil
 }
 
 // argInt returns args[i] as an int, or def when absent.
