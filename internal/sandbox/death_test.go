@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -35,7 +37,7 @@ type helperReport struct {
 // killed.
 func runHelper() int {
 	say := func(r helperReport) { _ = json.NewEncoder(os.Stdout).Encode(r) }
-	ids, err := NewIDPool(0x7e100000, 4096, os.Getenv(helperIDsEnv))
+	ids, err := NewIDPool(0x7e100000, 4096, filepath.Join(os.Getenv(helperIDsEnv), "ids.lock"))
 	if err != nil {
 		say(helperReport{Err: err.Error()})
 		return 1

@@ -63,8 +63,10 @@ type launcher struct {
 //
 // The namespaces exist before any of this runs: the host asked for them at
 // clone time (Cloneflags) and wrote the uid/gid maps, and the Go child code
-// switched to the mapped uid. The host has also placed this process in its
-// cgroups; reading the spec is what waits for that. Then:
+// switched to uid 0 of the new user namespace, which is the plugin's own uid
+// on the host. The host sends the spec at once and places this process in
+// its v1 cgroups meanwhile (a v1 migration waits for an RCU grace period,
+// milliseconds on a busy machine); step 10 waits for its go-ahead. Then:
 //
 //  1. hostname (UTS namespace), cheap and harmless first.
 //  2. The mount tree and pivot_root. Needs CAP_SYS_ADMIN in the user
@@ -83,7 +85,8 @@ type launcher struct {
 //  9. seccomp, last of the filters because it forbids mount, landlock
 //     setup, capset and the rest that came before; execve stays allowed.
 //  10. Report what was applied to the host (the report is built and sent
-//     before the rlimits, while allocating is still safe).
+//     before the rlimits, while allocating is still safe), and wait for
+//     the host's go-ahead: the cgroups are in place.
 //  11. rlimits, then a raw execve with argv and envp built in step 0: the
 //     Go runtime allocates in syscall.Exec, and a process near its limits
 //     must not allocate.
@@ -177,11 +180,11 @@ func launch(sync int) int {
 	}
 	// 9.
 	if l.spec.Seccomp != nil {
-		raw := make([]seccomp.Raw, len(l.spec.Seccomp))
-		for i, f := range l.spec.Seccomp {
-			raw[i] = seccomp.Raw{Op: f.Op, Jt: f.Jt, Jf: f.Jf, K: f.K}
+		raw, err := seccomp.Decode(l.spec.Seccomp)
+		if err == nil {
+			err = seccomp.Install(raw)
 		}
-		if err := seccomp.Install(raw); err != nil {
+		if err != nil {
 			if code, stop := l.missing(Seccomp, err); stop {
 				return code
 			}
@@ -205,6 +208,13 @@ func launch(sync int) int {
 	}
 	if err := l.send(&l.report); err != nil {
 		return 127
+	}
+	// The host places this process in its v1 cgroups while the steps above
+	// run; its go byte says that is done. Nothing of the plugin's runs
+	// before it.
+	var goByte [1]byte
+	if err := readFull(l.sync, goByte[:]); err != nil || goByte[0] != goAhead {
+		return 127 // the host gave up on this launch (or died)
 	}
 	// 11.
 	if err := l.applyRlimits(); err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -28,6 +30,7 @@ import (
 var (
 	fixtureDir    string   // 0755 directory holding the built programs
 	victimPath    string   // internal/testing/victim, static
+	launcherPath  string   // testdata/launcher: a launcher binary smaller than the test binary
 	dynVictimPath string   // the same, dynamically linked (cgo, external linker), or ""
 	fullRequire   []string // every protection this machine offers: hostile tests require them all
 	testIDs       *IDPool  // distinct host uids for plugins (root only)
@@ -67,6 +70,15 @@ func setupFixtures() func() {
 		fixtureErr = fmt.Errorf("build the victim: %v\n%s", err, out)
 		return cleanup
 	}
+	launcherPath = filepath.Join(dir, "launcher")
+	if out, err := exec.Command("go", "build", "-o", launcherPath, "./testdata/launcher").CombinedOutput(); err != nil {
+		fixtureErr = fmt.Errorf("build the launcher: %v\n%s", err, out)
+		return cleanup
+	}
+	// /bin/true, for the spawn benchmarks' C yardstick.
+	if b, err := os.ReadFile("/bin/true"); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "true"), b, 0o755)
+	}
 	dyn := filepath.Join(dir, "victim-dynamic")
 	build := exec.Command("go", "build", "-ldflags=-linkmode=external", "-o", dyn, "../testing/victim")
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
@@ -77,7 +89,7 @@ func setupFixtures() func() {
 	}
 	if os.Geteuid() == 0 {
 		// A range of its own, so these tests never collide with a real host.
-		testIDs, err = NewIDPool(0x7e000000, 4096, filepath.Join(dir, "ids"))
+		testIDs, err = NewIDPool(0x7e000000, 4096, filepath.Join(dir, "ids.lock"))
 		if err != nil {
 			fixtureErr = err
 			return cleanup

@@ -8,6 +8,10 @@ package sandbox
 // socket's descriptor number. Nothing else starts a program this way.
 const launcherArg0 = "airlock-sandbox-launcher/1"
 
+// goAhead is the byte the host sends once the launcher is in its cgroups;
+// the launcher execs the plugin only after it.
+const goAhead = 'G'
+
 // maxMessage bounds a message in either direction.
 const maxMessage = 1 << 20
 
@@ -33,10 +37,12 @@ type launchSpec struct {
 	Mounts   []mountOp `json:"mounts,omitempty"`   // nil: no private mount tree
 	// Landlock rules; nil: Landlock not requested.
 	Landlock []landlockRule `json:"landlock,omitempty"`
-	// Seccomp is the assembled filter (struct sock_filter); nil: none.
-	Seccomp    []rawFilter `json:"seccomp,omitempty"`
-	NoNewPrivs bool        `json:"no_new_privs"`
-	Rlimits    []rlimit    `json:"rlimits,omitempty"`
+	// Seccomp is the assembled filter, struct sock_filter after struct
+	// sock_filter in native byte order (8 bytes each); nil: none. Bytes
+	// rather than JSON objects: the launcher decodes it on every start.
+	Seccomp    []byte   `json:"seccomp,omitempty"`
+	NoNewPrivs bool     `json:"no_new_privs"`
+	Rlimits    []rlimit `json:"rlimits,omitempty"`
 	// DropUID/DropGID, when nonzero, are set by the launcher itself after
 	// the mounts: the host is root but no user namespace was created.
 	DropUID int `json:"drop_uid,omitempty"`
@@ -45,14 +51,6 @@ type launchSpec struct {
 	KeepFDs int `json:"keep_fds"`
 	// Require are the protections whose failure aborts the launch.
 	Require []string `json:"require,omitempty"`
-}
-
-// rawFilter is one struct sock_filter.
-type rawFilter struct {
-	Op uint16 `json:"op"`
-	Jt uint8  `json:"jt"`
-	Jf uint8  `json:"jf"`
-	K  uint32 `json:"k"`
 }
 
 type rlimit struct {

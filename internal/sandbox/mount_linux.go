@@ -273,14 +273,17 @@ func bindMount(fd int, target string, op mountOp) error {
 	}
 	keep := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
 		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
-	flags := keep | unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID
+	want := uintptr(unix.MS_NOSUID)
 	if !op.Device {
-		flags |= unix.MS_NODEV
+		want |= unix.MS_NODEV
 	}
 	if op.ReadOnly {
-		flags |= unix.MS_RDONLY
+		want |= unix.MS_RDONLY
 	}
-	if err := unix.Mount("", target, "", flags, ""); err != nil {
+	if keep&want == want {
+		return nil // the source mount has these flags already
+	}
+	if err := unix.Mount("", target, "", keep|want|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
 		return fmt.Errorf("remount read-only/nosuid: %w", err)
 	}
 	return nil

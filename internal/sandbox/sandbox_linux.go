@@ -102,7 +102,12 @@ func Prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger)
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	m := detectMachine(spec.CgroupParent)
+	var m machine
+	if spec.Machine != nil {
+		m = spec.Machine.m
+	} else {
+		m = detectMachine(spec.CgroupParent)
+	}
 	if err := checkRequire(spec.Require, m.report); err != nil {
 		return nil, err
 	}
@@ -333,6 +338,9 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		attr.CgroupFD = int(s.cgFD.Fd())
 	}
 	cmd.Path = "/proc/self/exe"
+	if spec.Launcher != "" {
+		cmd.Path = spec.Launcher
+	}
 	cmd.Args = []string{launcherArg0, strconv.Itoa(3 + len(cmd.ExtraFiles))}
 	cmd.Env = []string{}
 	cmd.Err = nil
@@ -349,7 +357,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 
 // pluginFilter is the assembled seccomp filter. It depends on nothing but
 // the binary, so it is built once per process.
-var pluginFilter = sync.OnceValues(func() ([]rawFilter, error) {
+var pluginFilter = sync.OnceValues(func() ([]byte, error) {
 	prog, err := seccomp.Build()
 	if err != nil {
 		return nil, err
@@ -358,11 +366,7 @@ var pluginFilter = sync.OnceValues(func() ([]rawFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]rawFilter, len(raw))
-	for i, r := range raw {
-		out[i] = rawFilter{Op: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	return out, nil
+	return seccomp.Encode(raw), nil
 })
 
 // Started finishes the host's part once cmd.Start returned: it places the
@@ -395,6 +399,22 @@ func (s *Sandbox) Started() error {
 }
 
 func (s *Sandbox) handshake(pid int) error {
+	// Hand over the spec first: the launcher builds the sandbox while the
+	// host checks the namespaces and places it in its cgroups.
+	stop := context.AfterFunc(s.ctx, func() { _ = s.sync.SetDeadline(time.Now()) })
+	defer stop()
+	if d, ok := s.ctx.Deadline(); ok {
+		_ = s.sync.SetDeadline(d)
+	}
+	body, err := json.Marshal(&s.msg)
+	if err != nil {
+		return fmt.Errorf("sandbox: encode launch spec: %w", err)
+	}
+	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
+	if _, err := s.sync.Write(append(frame, body...)); err != nil {
+		return s.launcherGone("send the launch spec", err)
+	}
+
 	applied := map[string]bool{}
 	// The namespaces: compare the child's with ours.
 	for name, file := range s.namespaces {
@@ -433,20 +453,6 @@ func (s *Sandbox) handshake(pid int) error {
 	}
 	s.startWatchers(pid)
 
-	// Hand over the spec; read the report; wait for the exec.
-	stop := context.AfterFunc(s.ctx, func() { _ = s.sync.SetDeadline(time.Now()) })
-	defer stop()
-	if d, ok := s.ctx.Deadline(); ok {
-		_ = s.sync.SetDeadline(d)
-	}
-	body, err := json.Marshal(&s.msg)
-	if err != nil {
-		return fmt.Errorf("sandbox: encode launch spec: %w", err)
-	}
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-	if _, err := s.sync.Write(append(frame, body...)); err != nil {
-		return s.launcherGone("send the launch spec", err)
-	}
 	rep, err := s.readReport()
 	if err != nil {
 		return s.launcherGone("read the launcher's report", err)
@@ -460,18 +466,8 @@ func (s *Sandbox) handshake(pid int) error {
 	for name, why := range rep.Missing {
 		s.setMissing(name, why)
 	}
-	if s.msg.Mode == modeRun {
-		// EOF means execve worked (the socket is close-on-exec).
-		rep2, err := s.readReport()
-		switch {
-		case errors.Is(err, io.EOF):
-		case err != nil:
-			return s.launcherGone("wait for the plugin's exec", err)
-		case rep2.Error != "":
-			return s.launchError(rep2)
-		}
-	}
-
+	// Decide before the plugin runs: a required protection that is
+	// missing means no exec at all.
 	s.mu.Lock()
 	s.applied = nil
 	for _, name := range Protections() {
@@ -487,10 +483,24 @@ func (s *Sandbox) handshake(pid int) error {
 	}
 	appliedCopy, missing := slices.Clone(s.applied), copyMap(s.missing)
 	s.mu.Unlock()
-
 	for _, name := range s.spec.Require {
 		if !applied[name] {
 			return &UnavailableError{Protection: name, Reason: missing[name]}
+		}
+	}
+
+	if s.msg.Mode == modeRun {
+		if _, err := s.sync.Write([]byte{goAhead}); err != nil {
+			return s.launcherGone("release the launcher", err)
+		}
+		// EOF means execve worked (the socket is close-on-exec).
+		rep2, err := s.readReport()
+		switch {
+		case errors.Is(err, io.EOF):
+		case err != nil:
+			return s.launcherGone("wait for the plugin's exec", err)
+		case rep2.Error != "":
+			return s.launchError(rep2)
 		}
 	}
 	if len(missing) > 0 {
@@ -559,11 +569,13 @@ func (s *Sandbox) startWatchers(pid int) {
 		go func() {
 			defer s.watchers.Done()
 			if waitReadable(f) {
+				// The main process exited; anything left in its cgroups is
+				// an orphan (it may hold the plugin's stdout open).
 				if pids, _ := s.groupProcs(); len(pids) > 0 {
 					s.treeKills.Add(1)
 					s.log.Info("sandbox: plugin exited; killing what it left", "pids", pids)
+					_ = s.killGroup()
 				}
-				_ = s.killGroup()
 			}
 		}()
 	}

@@ -20,6 +20,18 @@ type Sandbox struct{}
 // IDPool is unavailable outside Linux.
 type IDPool struct{}
 
+// Close does nothing.
+func (p *IDPool) Close() error { return nil }
+
+// Machine is unavailable outside Linux.
+type Machine struct{}
+
+// DetectMachine reports nothing available.
+func DetectMachine(cgroupParent string) *Machine { return &Machine{} }
+
+// Report lists every protection as unavailable.
+func (m *Machine) Report() Report { return Probe(context.Background()) }
+
 // NewIDPool fails outside Linux.
 func NewIDPool(first, count uint32, lockDir string) (*IDPool, error) {
 	return nil, errors.New("new uid pool: plugin uids are Linux-only")

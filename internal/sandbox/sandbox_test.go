@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -305,42 +307,68 @@ func TestSandbox_DistinctUIDs(t *testing.T) {
 }
 
 func TestIDPool(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := NewIDPool(0, 10, dir); err == nil {
+	lock := filepath.Join(t.TempDir(), "run", "ids.lock")
+	if _, err := NewIDPool(0, 10, lock); err == nil {
 		t.Error("NewIDPool accepted uid 0")
 	}
-	if _, err := NewIDPool(1<<32-5, 10, dir); err == nil {
+	if _, err := NewIDPool(1<<32-5, 10, lock); err == nil {
 		t.Error("NewIDPool accepted a range past 2^32-1")
 	}
-	p, err := NewIDPool(70000, 2, dir)
+	p, err := NewIDPool(70000, 3, lock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := NewIDPool(70000, 2, dir) // another host on the same machine
+	defer p.Close()
+	// Another host on the machine, with an overlapping range.
+	q, err := NewIDPool(69999, 3, lock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, relA, err := p.acquire()
-	if err != nil {
-		t.Fatal(err)
+	must := func(id int, release func(), err error) (int, func()) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, release
 	}
-	b, relB, err := q.acquire()
-	if err != nil {
-		t.Fatal(err)
+	a, relA := must(p.acquire()) // 70000
+	b, relB := must(p.acquire()) // 70001
+	if a != 70000 || b != 70001 {
+		t.Fatalf("p handed out %d, %d; want 70000, 70001", a, b)
 	}
-	if a == b {
-		t.Fatalf("two pools handed out uid %d twice", a)
+	c, relC := must(q.acquire()) // q's only free uid: 69999
+	if c != 69999 {
+		t.Fatalf("q handed out %d; want 69999, the one uid p does not hold", c)
 	}
-	if _, _, err := p.acquire(); err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("acquire from a full pool = %v, want an error saying all are in use", err)
+	if id, _, err := q.acquire(); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("q handed out %d (%v); want an error saying all are in use", id, err)
 	}
 	relA()
-	c, relC, err := p.acquire()
-	if err != nil || c != a {
-		t.Fatalf("after release, acquire = %d, %v; want %d again", c, err, a)
+	relA() // releasing twice is harmless
+	d, relD := must(q.acquire())
+	if d != 70000 {
+		t.Fatalf("after p released 70000, q got %d", d)
+	}
+	// Round robin: p's next uid is 70002, not the 70000 it freed.
+	e, relE := must(p.acquire())
+	if e != 70002 {
+		t.Fatalf("p handed out %d; want 70002", e)
 	}
 	relB()
 	relC()
+	relD()
+	relE()
+	// Closing frees everything for other hosts.
+	f, _ := must(p.acquire())
+	p.Close()
+	if _, _, err := p.acquire(); err == nil {
+		t.Error("a closed pool handed out a uid")
+	}
+	q2, _ := NewIDPool(uint32(f), 1, lock)
+	defer q2.Close()
+	if _, _, err := q2.acquire(); err != nil {
+		t.Errorf("uid %d still locked after its pool closed: %v", f, err)
+	}
 }
 
 func TestSealInheritedFDs(t *testing.T) {

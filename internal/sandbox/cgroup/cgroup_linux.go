@@ -131,10 +131,13 @@ func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
 			ok = true
 		}
 	}
+	// With cgroup.kill the v1 freezer is not needed, and each v1 hierarchy
+	// a process joins costs a migration (an RCU grace period).
+	hasKill := g.v2 != "" && exists(filepath.Join(g.v2, "cgroup.kill"))
 	made := map[string]string{} // mount point → dir
 	for _, ctl := range []string{Memory, Pids, CPU, Freezer} {
 		mp, found := l.V1[ctl]
-		if !found {
+		if !found || ctl == Freezer && hasKill {
 			continue
 		}
 		dir, done := made[mp]
@@ -511,9 +514,13 @@ func (g *Group) Remove(ctx context.Context) error {
 		return nil
 	}
 	var last error
-	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		if pids, _ := g.Procs(); len(pids) > 0 {
-			_ = g.Kill()
+	for delay, first := 50*time.Microsecond, true; ; delay, first = min(2*delay, 20*time.Millisecond), false {
+		// Usually the tree is gone already: try rmdir first, and only kill
+		// (and look) when a group is still busy.
+		if !first {
+			if pids, _ := g.Procs(); len(pids) > 0 {
+				_ = g.Kill()
+			}
 		}
 		last = nil
 		for _, dir := range g.Dirs() {

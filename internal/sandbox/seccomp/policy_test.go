@@ -188,3 +188,48 @@ func TestLists_Disjoint(t *testing.T) {
 		}
 	}
 }
+
+// TestBuild_MatchesReference checks the tree program against the linear
+// one go-seccomp-bpf assembles, on every syscall number a process can
+// pass and on the argument values the rules look at.
+func TestBuild_MatchesReference(t *testing.T) {
+	tree, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	treeVM, err := bpf.NewVM(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refVM, err := bpf.NewVM(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := arch.GetInfo(runtime.GOARCH)
+	t.Logf("tree: %d instructions, reference: %d", len(tree), len(ref))
+	nrs := []uint32{0x3fffffff, 0x40000000, 0x40000001, 0x400001ff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff}
+	for n := uint32(0); n < 2048; n++ {
+		nrs = append(nrs, n)
+	}
+	argSets := [][]uint64{
+		nil,
+		{0x10000000 | 17}, {0x003d0f00}, {17},
+		{1}, {2}, {10}, {16}, {1<<32 | 2},
+		{0, ioctlTIOCSTI}, {0, ioctlTIOCLINUX}, {0, 0x5421}, {0, 0xffffffff00005412},
+	}
+	for _, a := range []uint32{uint32(info.ID), uint32(arch.I386.ID), uint32(arch.ARM.ID)} {
+		for _, n := range nrs {
+			for _, args := range argSets {
+				got := run(t, treeVM, n, a, args...)
+				want := run(t, refVM, n, a, args...)
+				if got != want {
+					t.Fatalf("nr %d arch %#x args %#x: tree says %s, reference says %s", n, a, args, retName(got), retName(want))
+				}
+			}
+		}
+	}
+}
