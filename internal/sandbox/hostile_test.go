@@ -396,6 +396,9 @@ func TestHostile_SeccompStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if adj, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err != nil || strings.TrimSpace(string(adj)) != "1000" {
+		t.Errorf("oom_score_adj = %q (%v), want 1000: the system OOM killer must pick the plugin before the host", adj, err)
+	}
 	if r.uid == 0 || r.uid == os.Geteuid() {
 		t.Errorf("the plugin runs as host uid %d: want an unprivileged uid of its own", r.uid)
 	}

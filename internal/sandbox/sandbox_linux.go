@@ -451,6 +451,11 @@ func (s *Sandbox) handshake(pid int) error {
 			}
 		}
 	}
+	// If the machine runs out of memory, the kernel's OOM killer takes the
+	// plugin before the host (children inherit the score).
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("1000"), 0); err != nil {
+		s.log.Warn("sandbox: cannot make the plugin the OOM killer's first choice", "err", err)
+	}
 	s.startWatchers(pid)
 
 	rep, err := s.readReport()
