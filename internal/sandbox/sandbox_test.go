@@ -496,3 +496,55 @@ func runUnprivilegedHelper() int {
 	rep.Output = out.String()
 	return 0
 }
+
+// TestStarted_LauncherFailure: a protection the launcher cannot apply
+// stops the launch when it is required (the plugin never runs), and is
+// reported missing when it is not.
+func TestStarted_LauncherFailure(t *testing.T) {
+	needFull(t)
+	for _, required := range []bool{true, false} {
+		t.Run(fmt.Sprintf("required=%v", required), func(t *testing.T) {
+			cmd := exec.Command(victimPath, "true")
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			spec := Spec{Name: "broken", Dir: fixtureDir, Program: "victim", IDs: testIDs}
+			if required {
+				spec.Require = []string{MountNS}
+			}
+			s, err := Prepare(context.Background(), cmd, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// A step the launcher cannot perform.
+			s.msg.Mounts = append(s.msg.Mounts, mountOp{Kind: "bogus", Target: "/bogus"})
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Started()
+			_ = cmd.Wait()
+			if required {
+				var ue *UnavailableError
+				if !errors.As(err, &ue) || ue.Protection != MountNS || !strings.Contains(ue.Reason, "bogus") {
+					t.Fatalf("Started = %v, want UnavailableError for mountns naming the failed step", err)
+				}
+				if out.Len() != 0 {
+					t.Errorf("the plugin ran although a required protection failed: %q", out.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Started = %v, want the launch to degrade", err)
+			}
+			if slices.Contains(s.Applied(), MountNS) {
+				t.Errorf("Applied = %v claims mountns", s.Applied())
+			}
+			if m := s.Status().Get(MountNS); m.Available || !strings.Contains(m.Reason, "bogus") {
+				t.Errorf("Status(mountns) = %+v, want missing with the reason", m)
+			}
+			if !strings.Contains(out.String(), `"mode":"true"`) {
+				t.Errorf("the degraded plugin did not run: %q", out.String())
+			}
+		})
+	}
+}
