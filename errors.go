@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/proc"
 	"github.com/airlockhq/airlock/internal/rpc"
+	"github.com/airlockhq/airlock/internal/sandbox"
 	"github.com/airlockhq/airlock/internal/supervisor"
 	"github.com/airlockhq/airlock/internal/wire"
 )
@@ -35,9 +36,10 @@ const (
 	CodeBudgetExceeded   = Code(wire.CodeBudgetExceeded)
 	CodeInvalidToken     = Code(wire.CodeInvalidToken)
 
-	CodeExited    Code = 100 // the plugin process ended while the call was in flight
-	CodeClosed    Code = 101 // the plugin is closing or closed
-	CodeBadOutput Code = 102 // the output could not be decoded (CallJSON)
+	CodeExited        Code = 100 // the plugin process ended while the call was in flight
+	CodeClosed        Code = 101 // the plugin is closing or closed
+	CodeBadOutput     Code = 102 // the output could not be decoded (CallJSON)
+	CodeLimitExceeded Code = 103 // a limit of the plugin's envelope (memory, seccomp, cpu_time, disk) ended it mid-call
 )
 
 func (c Code) String() string {
@@ -48,6 +50,8 @@ func (c Code) String() string {
 		return "closed"
 	case CodeBadOutput:
 		return "bad_output"
+	case CodeLimitExceeded:
+		return "limit_exceeded"
 	}
 	return wire.Code(c).String()
 }
@@ -72,10 +76,15 @@ var (
 	ErrExited           = errors.New("plugin process exited")
 	ErrClosed           = errors.New("plugin closed")
 	ErrBadOutput        = errors.New("bad plugin output")
+	ErrLimitExceeded    = errors.New("plugin hit a limit of its envelope")
 
 	// ErrDigestMismatch is matched by a Load error when the entry program's
 	// sha256 is not the manifest's.
 	ErrDigestMismatch = errors.New("entry program digest mismatch")
+
+	// ErrProtectionUnavailable is matched by a Load error when a protection
+	// the manifest or the host requires is not available on this machine.
+	ErrProtectionUnavailable = errors.New("required sandbox protection unavailable")
 )
 
 var codeErrors = map[Code]error{
@@ -95,6 +104,7 @@ var codeErrors = map[Code]error{
 	CodeExited:           ErrExited,
 	CodeClosed:           ErrClosed,
 	CodeBadOutput:        ErrBadOutput,
+	CodeLimitExceeded:    ErrLimitExceeded,
 	CodeDeadlineExceeded: context.DeadlineExceeded,
 	CodeCancelled:        context.Canceled,
 }
@@ -140,6 +150,7 @@ type ExitError struct {
 	ExitCode int    // -1 when a signal ended it
 	Signal   string // e.g. "SIGKILL", or ""
 	Reason   string // why the host killed it, if it did (watchdog, protocol violation, …)
+	Limit    string // the envelope limit that ended it ("memory", "seccomp", "cpu_time", "disk"), if one did
 	Stderr   []string
 }
 
@@ -150,6 +161,9 @@ func (e *ExitError) Error() string {
 		fmt.Fprintf(&b, "was killed by %s", e.Signal)
 	} else {
 		fmt.Fprintf(&b, "exited with status %d", e.ExitCode)
+	}
+	if e.Limit != "" {
+		fmt.Fprintf(&b, " at its %s limit", e.Limit)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
@@ -164,7 +178,7 @@ func (e *ExitError) Error() string {
 func (e *ExitError) Is(target error) bool { return target == ErrExited }
 
 func exitError(plugin, instance string, pe *proc.ExitError) *ExitError {
-	e := &ExitError{Plugin: plugin, Instance: instance, PID: pe.Pid, ExitCode: pe.Code, Reason: pe.Reason, Stderr: pe.Stderr}
+	e := &ExitError{Plugin: plugin, Instance: instance, PID: pe.Pid, ExitCode: pe.Code, Reason: pe.Reason, Limit: pe.Limit, Stderr: pe.Stderr}
 	if pe.Signal != 0 {
 		e.Signal = signalName(pe.Signal)
 	}
@@ -198,6 +212,9 @@ func callError(plugin, function string, err error) error {
 		ce.Code, ce.Message, ce.Err = Code(re.Code), re.Message, nil
 	case errors.As(err, &ex):
 		ce.Code, ce.Err = CodeExited, exitError(ex.Plugin, ex.Instance, ex.Exit)
+		if ex.Exit.Limit != "" {
+			ce.Code = CodeLimitExceeded
+		}
 	case errors.As(err, &ns):
 		ce.Code, ce.Message = CodeUnavailable, ns.Error()
 		if ns.State == supervisor.StateDraining || ns.State == supervisor.StateStopped {
@@ -245,6 +262,8 @@ func (e *LoadError) Is(target error) bool {
 		return errors.As(e.Err, &ve) || (errors.As(e.Err, &re) && re.Code == wire.CodeVersionMismatch)
 	case ErrProtocol:
 		return errors.As(e.Err, &pe)
+	case ErrProtectionUnavailable:
+		return errors.Is(e.Err, sandbox.ErrUnavailable)
 	}
 	return false
 }

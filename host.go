@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/internal/capability/httpcap"
 	"github.com/airlockhq/airlock/internal/capability/kv"
 	"github.com/airlockhq/airlock/internal/rpc"
+	"github.com/airlockhq/airlock/internal/sandbox"
 	"github.com/airlockhq/airlock/internal/supervisor"
 	"github.com/airlockhq/airlock/internal/wire"
 	"github.com/airlockhq/airlock/manifest"
@@ -36,6 +38,8 @@ type Host struct {
 	broker  *capability.Broker
 	kv      *kv.Store  // nil without a state directory
 	audit   *audit.Log // nil without a state directory
+	machine *sandbox.Machine
+	ids     *sandbox.IDPool // nil unless the host is root
 
 	mu      sync.Mutex
 	plugins map[string]*Plugin
@@ -67,8 +71,29 @@ func NewHostWithConfig(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := h.openCapabilities(); err != nil {
 		return nil, err
 	}
+	if cfg.sandbox {
+		h.openSandbox()
+	}
 	go h.refreshTokens()
 	return h, nil
+}
+
+// openSandbox checks once what containment this machine offers, says
+// loudly what is missing, and reserves uids for plugins.
+func (h *Host) openSandbox() {
+	// Descriptors this process inherited without close-on-exec would leak
+	// into every plugin.
+	if err := sandbox.SealInheritedFDs(); err != nil {
+		h.log.Warn("could not mark inherited descriptors close-on-exec; plugins may inherit them", "err", err)
+	}
+	h.machine = sandbox.DetectMachine("")
+	for _, m := range h.machine.Report().Mechanisms {
+		if !m.Available {
+			h.log.Warn("sandbox protection unavailable on this machine; plugins run without it (airlock doctor says more)",
+				"protection", m.Name, "reason", m.Reason)
+		}
+	}
+	h.ids = newIDPool(h.log)
 }
 
 // openCapabilities builds what serves host calls: the registry of built-in
@@ -195,6 +220,7 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 		return nil, &LoadError{Dir: dir, Stage: "manifest", Err: fmt.Errorf("tier %q is not available in this version of Airlock; use tier = \"process\"", m.Tier)}
 	}
 	m = m.Defaults()
+	m.Limits = narrowLimits(m.Limits, h.cfg.limits)
 
 	h.mu.Lock()
 	if h.closed {
@@ -214,9 +240,10 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 	h.mu.Unlock()
 
 	name := m.Name
-	sup, err := supervisor.Start(ctx, supervisor.Config{
+	logger := h.log.With("plugin", name)
+	scfg := supervisor.Config{
 		Manifest: m,
-		Logger:   h.log.With("plugin", name),
+		Logger:   logger,
 		Host:     "airlock/" + Version,
 		MaxFrame: h.cfg.maxFrame,
 		Versions: h.cfg.versions,
@@ -246,7 +273,11 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 			}
 		},
 		Ended: func(instance string) { h.broker.Deactivate(name, instance) },
-	})
+	}
+	if h.cfg.sandbox {
+		scfg.Contain = h.contain(p, m, logger)
+	}
+	sup, err := supervisor.Start(ctx, scfg)
 	if err != nil {
 		h.mu.Lock()
 		delete(h.plugins, m.Name)
@@ -258,7 +289,9 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 		}
 		return nil, &LoadError{Dir: dir, Stage: stage, Err: err}
 	}
-	p.sup = sup
+	h.mu.Lock()
+	p.sup = sup // published under the lock: Plugins and the token refresher read it
+	h.mu.Unlock()
 	return p, nil
 }
 
@@ -308,6 +341,9 @@ func (h *Host) Close(ctx context.Context) error {
 		defer func() {
 			<-h.refreshDone
 			h.closeCapabilities()
+			if h.ids != nil {
+				_ = h.ids.Close()
+			}
 		}()
 	}
 	var wg sync.WaitGroup
@@ -338,6 +374,11 @@ type HostConfig struct {
 	stateDir     string
 	policy       *policy.Policy
 	capabilities []Capability
+	sandbox      bool
+	require      []string
+	limits       manifest.Limits
+	readPaths    []string
+	writePaths   []string
 
 	versions wire.VersionRange // the protocol versions offered; tests narrow it
 	resolver httpcap.Resolver  // name resolution for the http capability; tests stub it
@@ -345,9 +386,10 @@ type HostConfig struct {
 }
 
 // NewHostConfig returns the default configuration: logs to slog.Default(),
-// frames up to 4 MiB + 4 KiB.
+// frames up to 4 MiB + 4 KiB, every plugin sandboxed with whatever this
+// machine offers, no capabilities granted.
 func NewHostConfig() HostConfig {
-	return HostConfig{logger: slog.Default(), maxFrame: wire.DefaultMaxFrame, versions: wire.Supported}
+	return HostConfig{logger: slog.Default(), maxFrame: wire.DefaultMaxFrame, versions: wire.Supported, sandbox: true}
 }
 
 // WithLogger sends the host's and the plugins' log records to l. Records
@@ -388,6 +430,39 @@ func (c HostConfig) WithCapability(cap Capability) HostConfig {
 	return c
 }
 
+// WithSandbox turns the process tier's sandbox on (the default) or off.
+// Off, plugins run as plain child processes in their own process group,
+// with none of the protections of docs/security.md: only for plugins you
+// trust, development, and benchmarks.
+func (c HostConfig) WithSandbox(enabled bool) HostConfig {
+	c.sandbox = enabled
+	return c
+}
+
+// WithRequire names protections every plugin must get (in addition to its
+// manifest's sandbox.require): a plugin refuses to start when one is
+// unavailable, with an error naming it. Names are those of Protections.
+func (c HostConfig) WithRequire(protections ...Protection) HostConfig {
+	c.require = append(slices.Clip(c.require), protections...)
+	return c
+}
+
+// WithLimits caps every plugin's limits: each field set in caps bounds the
+// manifest's value, which can be lower but never higher. Zero fields leave
+// the manifest's value alone.
+func (c HostConfig) WithLimits(caps manifest.Limits) HostConfig {
+	c.limits = caps
+	return c
+}
+
+// WithPaths lets plugins see host paths inside their sandbox: a path a
+// manifest asks for in sandbox.read_paths (write_paths) is granted when it
+// is, or lies beneath, one of read (write). Paths not allowed are left out.
+func (c HostConfig) WithPaths(read, write []string) HostConfig {
+	c.readPaths, c.writePaths = slices.Clone(read), slices.Clone(write)
+	return c
+}
+
 func (c HostConfig) validate() error {
 	if c.logger == nil {
 		return errors.New("airlock: HostConfig.WithLogger(nil): pass a logger, e.g. slog.New(slog.DiscardHandler) to discard logs")
@@ -400,6 +475,16 @@ func (c HostConfig) validate() error {
 	for _, cap := range c.capabilities {
 		if cap == nil {
 			return errors.New("airlock: HostConfig.WithCapability(nil): pass a Capability")
+		}
+	}
+	for _, r := range c.require {
+		if !slices.Contains(Protections(), r) {
+			return fmt.Errorf("airlock: HostConfig.WithRequire(%q): unknown protection; use one of %s", r, strings.Join(Protections(), ", "))
+		}
+	}
+	for _, p := range append(slices.Clone(c.readPaths), c.writePaths...) {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return fmt.Errorf("airlock: HostConfig.WithPaths: %q is not a clean absolute path", p)
 		}
 	}
 	if c.maxFrame < wire.MinMaxFrame || c.maxFrame > wire.MaxMaxFrame {

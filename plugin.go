@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/airlockhq/airlock/internal/sandbox"
 	"github.com/airlockhq/airlock/internal/supervisor"
 	"github.com/airlockhq/airlock/manifest"
 	"github.com/airlockhq/airlock/policy"
@@ -46,7 +47,14 @@ type Plugin struct {
 	sup  *supervisor.Supervisor
 
 	mu       sync.Mutex
-	decision policy.Decision // the latest activation's capability decision
+	decision policy.Decision  // the latest activation's capability decision
+	sandbox  *sandbox.Sandbox // the latest instance's
+}
+
+func (p *Plugin) setSandbox(sb *sandbox.Sandbox) {
+	p.mu.Lock()
+	p.sandbox = sb
+	p.mu.Unlock()
 }
 
 func (p *Plugin) setDecision(d policy.Decision) {

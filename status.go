@@ -46,16 +46,33 @@ type Status struct {
 	// Capabilities is the operator's decision for each capability the
 	// plugin requested (and log), with its host-call counters.
 	Capabilities []CapabilityStatus
+
+	// Protections says, for the running process, which sandbox protections
+	// were applied and why the others were not. It never lists one as
+	// applied that was not.
+	Protections []ProtectionStatus
+	// Violations counts the times a limit of the plugin's envelope ended
+	// it, per limit ("memory", "seccomp", "cpu_time", "disk"); TasksRefused
+	// counts forks and threads refused at its task limit.
+	Violations   map[string]uint64
+	TasksRefused int64
 }
 
 // Status returns a snapshot of the plugin.
 func (p *Plugin) Status() Status {
 	s := p.sup.Status()
 	p.mu.Lock()
-	d := p.decision
+	d, sb := p.decision, p.sandbox
 	p.mu.Unlock()
+	var tasksRefused int64
+	if sb != nil {
+		tasksRefused = sb.Events().PidsMax
+	}
 	return Status{
 		Capabilities: capabilityStatus(d, p.host.broker.Stats()),
+		Protections:  protectionStatus(sb, p.host.cfg.sandbox),
+		Violations:   s.Violations,
+		TasksRefused: tasksRefused,
 		Name:         s.Name, Version: s.Version, State: State(s.State.String()),
 		Instance: s.Instance, PID: s.PID, Protocol: int(s.Protocol), SDK: s.SDK,
 		Exports: s.Exports, Since: s.StartedAt,

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +32,15 @@ func TestRun_EverySystem(t *testing.T) {
 	if testing.Short() {
 		cfg = measure.Smoke()
 	}
-	env, err := system.NewEnv(".", t.TempDir())
+	bin := t.TempDir()
+	// The sandboxed system's plugins run as an unprivileged uid that must
+	// reach the binaries (t.TempDir makes 0700 directories).
+	for _, d := range []string{filepath.Dir(bin), bin} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env, err := system.NewEnv(".", bin)
 	if err != nil {
 		t.Fatal(err)
 	}

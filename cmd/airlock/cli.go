@@ -39,6 +39,7 @@ var commands = []command{
 	{"inspect", "DIR", "start a plugin, print what it negotiated, exports and limits, stop it", runInspect},
 	{"call", "DIR FUNCTION [INPUT|-]", "start a plugin, call FUNCTION, print the output, stop it", runCall},
 	{"audit", "[-plugin P] [-denied]", "print the audit log: capability decisions and refused host calls", runAudit},
+	{"doctor", "", "say which sandbox protections work on this machine, and why others do not", runDoctor},
 	{"demo", "", "build and load the example plugins, call them concurrently, kill one mid-call", runDemo},
 }
 

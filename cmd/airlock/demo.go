@@ -50,7 +50,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	fmt.Fprintln(out, "\n2. Load them: verify sha256, start, negotiate, activate")
+	fmt.Fprintln(out, "\n2. Load them: verify sha256, start in a sandbox, negotiate, activate")
 	h, err := airlock.NewHostWithConfig(ctx, airlock.NewHostConfig().WithLogger(e.logger))
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
@@ -65,8 +65,14 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 			return reportLoad(e, err)
 		}
 		st := p.Status()
-		fmt.Fprintf(out, "   %-9s pid %-7d protocol v%d  %-17s exports %-16s loaded in %v\n",
-			name, st.PID, st.Protocol, st.SDK, strings.Join(st.Exports, ","), time.Since(start).Round(100*time.Microsecond))
+		applied := 0
+		for _, pr := range st.Protections {
+			if pr.Applied {
+				applied++
+			}
+		}
+		fmt.Fprintf(out, "   %-9s pid %-7d protocol v%d  %-17s exports %-12s sandbox %d/%d  loaded in %v\n",
+			name, st.PID, st.Protocol, st.SDK, strings.Join(st.Exports, ","), applied, len(st.Protections), time.Since(start).Round(100*time.Microsecond))
 		plugins[name] = p
 	}
 

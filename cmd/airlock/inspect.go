@@ -65,6 +65,14 @@ func runInspect(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(w, "log budget\t%v, burst %d\n", l.LogRate, l.LogBurst)
 	fmt.Fprintf(w, "memory / cpu / tasks / open files / disk\t%v / %g cores / %d / %d / %v\n", l.Memory, l.CPU, l.Tasks, l.OpenFiles, l.Disk)
 	fmt.Fprintf(w, "restart\t%s, up to %d, backoff %v..%v\n", m.Restart.Policy, m.Restart.MaxRestarts, m.Restart.BackoffInitial, m.Restart.BackoffMax)
+	fmt.Fprintln(w, "\nprotection\tapplied\twhy not")
+	for _, pr := range st.Protections {
+		applied, why := "yes", "-"
+		if !pr.Applied {
+			applied, why = "NO", pr.Reason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", pr.Name, applied, why)
+	}
 	fmt.Fprintln(w, "\ncapability\tdecision\treasons")
 	for _, c := range st.Capabilities {
 		reasons := strings.Join(c.Reasons, "; ")

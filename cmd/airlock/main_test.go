@@ -89,6 +89,9 @@ func TestBuild(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	dir := t.TempDir()
+	// A sandboxed plugin runs as an unprivileged uid that must reach its folder.
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
 	manifest := fmt.Sprintf(`name = "echo"
 version = "1.0.0"
 [entry]

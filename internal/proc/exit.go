@@ -13,6 +13,7 @@ type ExitError struct {
 	Code   int            // exit status, or -1 when a signal ended it
 	Signal syscall.Signal // the signal that ended it, or 0
 	Reason string         // why the host killed it, if it did
+	Limit  string         // the envelope limit that ended it ("memory", "seccomp", …), if one did
 	Stderr []string       // its last stderr lines, sanitized
 }
 
@@ -41,6 +42,9 @@ func (e *ExitError) Error() string {
 		fmt.Fprintf(&b, "plugin process %d exited with status %d", e.Pid, e.Code)
 	default:
 		fmt.Fprintf(&b, "plugin process %d ended", e.Pid)
+	}
+	if e.Limit != "" {
+		fmt.Fprintf(&b, " at its %s limit", e.Limit)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)

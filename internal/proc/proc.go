@@ -19,6 +19,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,6 +39,12 @@ type Containment interface {
 	Kill() error
 	// Close releases what the containment holds, after the process exited.
 	Close() error
+	// Applied lists the protections actually applied.
+	Applied() []string
+	// Limit names the envelope limit that ended the process ("memory",
+	// "seccomp", "cpu_time", "disk"), given the signal that ended it and
+	// the CPU time it had used; "" when no limit did.
+	Limit(sig syscall.Signal, cpu time.Duration) string
 }
 
 // Config describes one plugin process.
@@ -54,7 +62,8 @@ type Config struct {
 	Output *Output
 	// Contain, when set, wraps the command in a sandbox: it may rewrite cmd
 	// (path, args, extra files, SysProcAttr) and returns the containment.
-	Contain func(cmd *exec.Cmd) (Containment, error)
+	// ctx bounds the containment's setup, through Started.
+	Contain func(ctx context.Context, cmd *exec.Cmd) (Containment, error)
 }
 
 // Process is a running plugin process. Its methods are safe for concurrent
@@ -132,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		stderrR.Close()
 	}
 	if cfg.Contain != nil {
-		c, err := cfg.Contain(cmd)
+		c, err := cfg.Contain(ctx, cmd)
 		if err != nil {
 			stdoutW.Close()
 			stderrW.Close()
@@ -195,6 +204,7 @@ func (p *Process) wait() {
 			break
 		}
 	}
+	cpu := cpuTime(p.pid) // the zombie's, before it is reaped
 	// The plugin's tree must not outlive it: kill what is left, then give
 	// the readers a moment to drain what was written before the exit.
 	if p.contain != nil {
@@ -218,8 +228,50 @@ func (p *Process) wait() {
 	reason := p.reason
 	p.killMu.Unlock()
 	p.exit = newExitError(p.pid, p.cmd.ProcessState, err, reason, p.out.stderrTail())
+	if p.contain != nil {
+		p.exit.Limit = p.contain.Limit(p.exit.Signal, cpu)
+	}
 	close(p.done)
 }
+
+// Applied lists the protections applied to the process; nil without
+// containment.
+func (p *Process) Applied() []string {
+	if p.contain == nil {
+		return nil
+	}
+	return p.contain.Applied()
+}
+
+// cpuTime reads the user plus system CPU time of process pid (a zombie is
+// fine) from /proc; 0 when it cannot.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	// Fields after the command: state ppid pgrp session tty tpgid flags
+	// minflt cminflt majflt cmajflt utime stime.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * (time.Second / clockTicks)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
 
 // Terminate asks the plugin to exit (SIGTERM to its process group).
 func (p *Process) Terminate() {

@@ -812,6 +812,25 @@ func checkProgram(dir, program string, uid, gid int) error {
 	if rel, err := filepath.Rel(realDir, real); err != nil || !filepath.IsLocal(rel) {
 		return fmt.Errorf("%w: entry program %s resolves to %s, outside the plugin folder", ErrInvalidSpec, program, real)
 	}
+	// The launcher starts in the plugin folder as the plugin's uid, so the
+	// folder and every folder above it must let that uid through.
+	for d := realDir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("%w: plugin folder: %w", ErrInvalidSpec, err)
+		}
+		want := os.FileMode(0o1) // search
+		if d == realDir {
+			want = 0o5 // read and search
+		}
+		if !permits(fi, uid, gid, want) {
+			return fmt.Errorf("%w: %s (mode %s) does not let the plugin's uid %d reach its folder %s: plugins run as an unprivileged uid; chmod o+%s %s",
+				ErrInvalidSpec, d, fi.Mode().Perm(), uid, dir, map[os.FileMode]string{1: "x", 5: "rx"}[want], d)
+		}
+		if d == "/" {
+			break
+		}
+	}
 	fi, err := os.Stat(real)
 	if err != nil {
 		return fmt.Errorf("%w: entry program: %w", ErrInvalidSpec, err)

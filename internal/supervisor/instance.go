@@ -81,7 +81,7 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		Output:  &proc.Output{Logger: s.log.With("source", "output"), Budget: s.budget},
 	}
 	if s.cfg.Contain != nil {
-		pcfg.Contain = func(cmd *exec.Cmd) (proc.Containment, error) { return s.cfg.Contain(cmd, id) }
+		pcfg.Contain = func(ctx context.Context, cmd *exec.Cmd) (proc.Containment, error) { return s.cfg.Contain(ctx, cmd, id) }
 	}
 	p, err := proc.Start(ctx, pcfg)
 	exe.Close()

@@ -59,6 +59,8 @@ type Status struct {
 	LogDropped    uint64
 	LastExit      string
 	LastError     string
+	Violations    map[string]uint64 // exits caused by a limit, per limit
+	Protections   []string          // applied to the running instance
 }
 
 // Status returns a snapshot of the plugin's state and counters.
@@ -83,7 +85,9 @@ func (s *Supervisor) Status() Status {
 		st.Exports = append([]string(nil), inst.exports...)
 		st.StartedAt = inst.startedAt
 		st.InFlight = inst.conn.InFlight()
+		st.Protections = inst.proc.Applied()
 	}
+	st.Violations = s.violations.snapshot()
 	st.Calls = s.counts.calls.Load()
 	st.Failed = s.counts.failed.Load()
 	st.RateLimited = s.counts.rateLimited.Load()

@@ -56,7 +56,7 @@ type Config struct {
 	Versions wire.VersionRange
 	Digests  *DigestCache
 	// Contain wraps each process in a sandbox; nil runs a plain child.
-	Contain func(cmd *exec.Cmd, instance string) (proc.Containment, error)
+	Contain func(ctx context.Context, cmd *exec.Cmd, instance string) (proc.Containment, error)
 	// HostCalls serves the plugin's HOSTCALLs; nil refuses them.
 	HostCalls func(instance string) rpc.Handler
 	// Grant returns the tokens to GRANT an instance at activation.
@@ -98,8 +98,9 @@ type Supervisor struct {
 	stateWait chan struct{}  // closed and replaced on every state change
 	inst      *instance
 
-	gate   gate
-	counts counters
+	gate       gate
+	counts     counters
+	violations violations
 }
 
 // current is the routing snapshot Call reads without a lock.
@@ -116,6 +117,32 @@ type counters struct {
 	watchdogKills, crashes     atomic.Uint64
 	protocolErrors             atomic.Uint64
 	logDropped                 atomic.Uint64
+}
+
+// violations counts, per limit name, the times the plugin was ended by a
+// limit of its envelope.
+type violations struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (v *violations) add(limit string) {
+	v.mu.Lock()
+	if v.n == nil {
+		v.n = map[string]uint64{}
+	}
+	v.n[limit]++
+	v.mu.Unlock()
+}
+
+func (v *violations) snapshot() map[string]uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[string]uint64, len(v.n))
+	for k, n := range v.n {
+		out[k] = n
+	}
+	return out
 }
 
 // Start runs the lifecycle up to operate. When the first start fails the
@@ -238,7 +265,12 @@ func (s *Supervisor) monitor(inst *instance) {
 		return // Close owns the rest
 	}
 	s.counts.crashes.Add(1)
-	s.log.Warn("plugin exited", "instance", inst.id, "err", exit, "uptime", uptime.Round(time.Millisecond))
+	if exit.Limit != "" {
+		s.violations.add(exit.Limit)
+		s.log.Error("plugin hit a limit of its envelope", "instance", inst.id, "limit", exit.Limit, "err", exit)
+	} else {
+		s.log.Warn("plugin exited", "instance", inst.id, "err", exit, "uptime", uptime.Round(time.Millisecond))
+	}
 	s.restartLoop(exit)
 }
 

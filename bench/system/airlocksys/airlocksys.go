@@ -40,7 +40,7 @@ func newGo(ctx context.Context, env *system.Env) (system.System, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newHost(ctx, env, bin)
+	return newHost(ctx, env, bin, false)
 }
 
 // host is an Airlock host that loads copies of one echo plugin, each under
@@ -52,13 +52,31 @@ type host struct {
 	n    atomic.Int64
 }
 
-func newHost(ctx context.Context, env *system.Env, bin string) (*host, error) {
+func newHost(ctx context.Context, env *system.Env, bin string, sandboxed bool) (*host, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	h, err := airlock.NewHostWithConfig(ctx, airlock.NewHostConfig().WithLogger(logger))
+	cfg := airlock.NewHostConfig().WithLogger(logger).WithSandbox(sandboxed)
+	if sandboxed {
+		// Every protection this machine offers, required: a missing one
+		// fails the run instead of measuring less than the name says.
+		var have []string
+		for _, m := range airlock.Doctor(ctx) {
+			if m.Available {
+				have = append(have, m.Name)
+			}
+		}
+		if len(have) == 0 {
+			return nil, fmt.Errorf("%s: this machine offers no sandbox protection: %w", system.AirlockGoSandb, system.ErrAbsent)
+		}
+		cfg = cfg.WithRequire(have...)
+	}
+	h, err := airlock.NewHostWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	root, err := os.MkdirTemp(env.BinDir(), "airlock-plugins-")
+	if err == nil && sandboxed {
+		err = reachable(root, env.BinDir())
+	}
 	if err != nil {
 		h.Close(ctx)
 		return nil, err
@@ -84,7 +102,7 @@ max_concurrency = 128
 func (s *host) Load(ctx context.Context) (system.Plugin, error) {
 	name := fmt.Sprintf("echo-%d", s.n.Add(1))
 	dir := filepath.Join(s.root, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
 	prog := filepath.Join(dir, "echo")
@@ -140,12 +158,33 @@ func newRust(context.Context, *system.Env) (system.System, error) {
 	return nil, fmt.Errorf("%s: not wired to the airlock API yet (bench/system/airlocksys): %w", system.AirlockRust, system.ErrAbsent)
 }
 
-// newGoSandboxed starts the airlock-go-sandboxed system: the airlock-go plugin
-// with every containment the machine offers applied (namespaces, seccomp,
-// landlock, rlimits). If this machine offers none, it should return ErrAbsent
-// with the reason rather than measure an unsandboxed plugin under this name.
-//
-// TODO(lead): wire to the public API (see the package comment).
-func newGoSandboxed(context.Context, *system.Env) (system.System, error) {
-	return nil, fmt.Errorf("%s: not wired to the airlock API yet (bench/system/airlocksys): %w", system.AirlockGoSandb, system.ErrAbsent)
+// newGoSandboxed starts the airlock-go system with the process tier's
+// sandbox on, every protection this machine offers required.
+func newGoSandboxed(ctx context.Context, env *system.Env) (system.System, error) {
+	bin, err := env.GoBuild(ctx, env.RepoDir(), "./examples/echo")
+	if err != nil {
+		return nil, err
+	}
+	return newHost(ctx, env, bin, true)
+}
+
+// reachable makes our own directories (the plugin root and the bin
+// directory, both temporary and 0700) searchable by the unprivileged uid a
+// sandboxed plugin runs as, and checks the folders above them already are.
+func reachable(ours ...string) error {
+	for _, d := range ours {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	for d := filepath.Dir(ours[len(ours)-1]); d != "/"; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not searchable by other users, so a sandboxed plugin cannot reach its folder: run the benchmark from a directory under one that is", d)
+		}
+	}
+	return nil
 }

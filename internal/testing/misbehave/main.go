@@ -87,11 +87,6 @@ func main() {
 		os.Exit(3)
 		return nil, nil
 	})
-	// wedge stops the whole process: no handler runs, no ping is answered.
-	p.Handle("wedge", func(ctx context.Context, _ []byte) ([]byte, error) {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
-		return nil, nil
-	})
 	p.Handle("garbage", func(ctx context.Context, _ []byte) ([]byte, error) {
 		// A length prefix of 2 is shorter than any header: invalid.
 		_, _ = syscall.Write(raw, []byte("\x02\x00\x00\x00garbage garbage garbage"))
