@@ -34,6 +34,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"new", "[-lang go|rust] NAME", "create a plugin folder that builds and answers calls, with a test", runNew},
 	{"validate", "DIR", "check a plugin's airlock.toml and entry program", runValidate},
 	{"build", "DIR", "run the manifest's build command and record the entry's sha256", runBuild},
 	{"inspect", "DIR", "start a plugin, print what it negotiated, exports and limits, stop it", runInspect},

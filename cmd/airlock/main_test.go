@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -206,5 +207,65 @@ func TestAudit(t *testing.T) {
 	}
 	if code, _, errOut := cli(t, "", "call", "-policy", "/no/such/policy.toml", dir, "echo"); code != exitUsage || !strings.Contains(errOut, "policy") {
 		t.Fatalf("call with a missing policy file = %d %q", code, errOut)
+	}
+}
+
+func TestNew(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root, _ := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
+	tests := []struct {
+		lang, tool string
+		test       []string
+	}{
+		{"go", "go", []string{"go", "test", "./..."}},
+		{"rust", "cargo", []string{"cargo", "test", "--quiet"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.lang, func(t *testing.T) {
+			if _, err := exec.LookPath(tc.tool); err != nil {
+				t.Skipf("%s is not installed: the %s scaffold cannot be built here", tc.tool, tc.lang)
+			}
+			if tc.lang == "rust" && testing.Short() {
+				t.Skip("building a Rust scaffold takes seconds")
+			}
+			parent := t.TempDir()
+			os.Chmod(filepath.Dir(parent), 0o755)
+			os.Chmod(parent, 0o755)
+			dir := filepath.Join(parent, "hello")
+			code, out, errOut := cli(t, "", "new", "-lang", tc.lang, "-dir", dir, "-sdk", root, "hello")
+			if code != exitOK || !strings.Contains(out, "built hello 0.1.0") {
+				t.Fatalf("new = %d %q %q", code, out, errOut)
+			}
+			// It answers at once...
+			if code, out, errOut := cli(t, "", "call", dir, "greet", "Ada"); code != exitOK || out != "Hello, Ada!\n" {
+				t.Fatalf("call greet = %d %q %q", code, out, errOut)
+			}
+			if code, out, _ := cli(t, "", "call", dir, "add", `{"a":2,"b":40}`); code != exitOK || out != "{\"sum\":42}\n" {
+				t.Fatalf("call add = %d %q", code, out)
+			}
+			// ...and its own test passes.
+			cmd := exec.Command(tc.test[0], tc.test[1:]...)
+			cmd.Dir = dir
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v in the scaffold: %v\n%s", tc.test, err, b)
+			}
+		})
+	}
+}
+
+func TestNew_BadArguments(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"new", "Bad_Name"}, "not a valid plugin name"},
+		{[]string{"new", "-lang", "cobol", "x"}, "choose go or rust"},
+		{[]string{"new", "-dir", t.TempDir(), "x"}, "already exists"},
+		{[]string{"new", "-sdk", t.TempDir(), "-dir", filepath.Join(t.TempDir(), "x"), "x"}, "is not a checkout of the Airlock repository"},
+	}
+	for _, tc := range tests {
+		if code, _, errOut := cli(t, "", tc.args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("airlock %v = %d %q; want usage error mentioning %q", tc.args, code, errOut, tc.want)
+		}
 	}
 }
