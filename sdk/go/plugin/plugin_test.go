@@ -215,7 +215,9 @@ func TestHostCall_PresentsTheCapabilityTokenAndKeepsCaveats(t *testing.T) {
 
 func TestHandle_ProgrammerErrorsPanic(t *testing.T) {
 	for name, f := range map[string]func(p *Plugin){
-		"bad name":  func(p *Plugin) { p.Handle("Bad Name", func(context.Context, []byte) ([]byte, error) { return nil, nil }) },
+		"bad name": func(p *Plugin) {
+			p.Handle("Bad Name", func(context.Context, []byte) ([]byte, error) { return nil, nil })
+		},
 		"duplicate": func(p *Plugin) { p.Handle("a", nil) },
 	} {
 		p := New("p", "1")
