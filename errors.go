@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 
 	"github.com/airlockhq/airlock/internal/proc"
 	"github.com/airlockhq/airlock/internal/rpc"
@@ -180,22 +179,9 @@ func (e *ExitError) Is(target error) bool { return target == ErrExited }
 func exitError(plugin, instance string, pe *proc.ExitError) *ExitError {
 	e := &ExitError{Plugin: plugin, Instance: instance, PID: pe.Pid, ExitCode: pe.Code, Reason: pe.Reason, Limit: pe.Limit, Stderr: pe.Stderr}
 	if pe.Signal != 0 {
-		e.Signal = signalName(pe.Signal)
+		e.Signal = proc.SignalName(pe.Signal)
 	}
 	return e
-}
-
-func signalName(s syscall.Signal) string {
-	// proc formats the same names; keep the public text stable here.
-	names := map[syscall.Signal]string{
-		syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGSEGV: "SIGSEGV",
-		syscall.SIGABRT: "SIGABRT", syscall.SIGSYS: "SIGSYS", syscall.SIGXCPU: "SIGXCPU",
-		syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGBUS: "SIGBUS",
-	}
-	if n, ok := names[s]; ok {
-		return n
-	}
-	return s.String()
 }
 
 // callError turns what the supervisor returned into the public *CallError.

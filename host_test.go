@@ -15,28 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fixture.Cleanup()
-	// After the suite no plugin process may be left behind.
-	if kids := fixture.Children(os.Getpid()); len(kids) > 0 && code == 0 {
-		fmt.Fprintf(os.Stderr, "plugin processes survived the suite: %v\n", kids)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fixture.Main(m) }
 
 const misbehaveManifest = `
 name = "misbehave"

@@ -10,26 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fixture.Cleanup()
-	if kids := fixture.Children(os.Getpid()); len(kids) > 0 && code == 0 {
-		fmt.Fprintf(os.Stderr, "plugin processes survived the CLI tests: %v\n", kids)
-		code = 1
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fixture.Main(m) }
 
 // cli runs the CLI in-process and returns its exit status and output.
 func cli(t *testing.T, stdin string, args ...string) (int, string, string) {

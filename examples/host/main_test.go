@@ -11,11 +11,7 @@ import (
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fixture.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fixture.Main(m) }
 
 // pluginDir lays out an example plugin from its real manifest, built fresh.
 func pluginDir(t *testing.T, name string) string {

@@ -37,7 +37,7 @@ func (e *ExitError) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Signal != 0:
-		fmt.Fprintf(&b, "plugin process %d killed by signal %s", e.Pid, signalName(e.Signal))
+		fmt.Fprintf(&b, "plugin process %d killed by signal %s", e.Pid, SignalName(e.Signal))
 	case e.Code >= 0:
 		fmt.Fprintf(&b, "plugin process %d exited with status %d", e.Pid, e.Code)
 	default:
@@ -62,7 +62,8 @@ func (e *ExitError) Is(target error) bool { return target == ErrExited }
 // not kill it.
 func (e *ExitError) Clean() bool { return e.Code == 0 && e.Signal == 0 && e.Reason == "" }
 
-func signalName(s syscall.Signal) string {
+// SignalName returns a signal's conventional name ("SIGKILL").
+func SignalName(s syscall.Signal) string {
 	names := map[syscall.Signal]string{
 		syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGSEGV: "SIGSEGV",
 		syscall.SIGABRT: "SIGABRT", syscall.SIGSYS: "SIGSYS", syscall.SIGXCPU: "SIGXCPU",

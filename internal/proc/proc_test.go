@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/time/rate"
+
+	"github.com/airlockhq/airlock/internal/testing/fixture"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -122,54 +123,11 @@ func TestProcess_KillReachesTheGroupAndRecordsWhy(t *testing.T) {
 
 // liveInGroup lists processes of process group pgid that are not zombies.
 func liveInGroup(pgid int) []int {
-	dirs, _ := os.ReadDir("/proc")
 	var live []int
-	for _, d := range dirs {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		var state string
-		var ppid, pgrp int
-		if _, err := fmt.Sscanf(s[i+2:], "%s %d %d", &state, &ppid, &pgrp); err == nil && pgrp == pgid && state != "Z" {
-			var pid int
-			fmt.Sscanf(d.Name(), "%d", &pid)
-			live = append(live, pid)
+	for _, p := range fixture.Procs() {
+		if p.PGRP == pgid && p.State != "Z" {
+			live = append(live, p.PID)
 		}
 	}
 	return live
-}
-
-func TestProcess_EnvironmentIsExplicit(t *testing.T) {
-	t.Setenv("AIRLOCK_TEST_SECRET", "do-not-leak")
-	rec := &records{}
-	p, err := Start(context.Background(), Config{Program: "/usr/bin/env", Dir: t.TempDir(), Env: []string{"ONLY=this"}, Output: &Output{Logger: slog.New(rec)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Conn().Close()
-	<-p.Done()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.lines) != 1 || !strings.Contains(rec.lines[0], "line=ONLY=this") {
-		t.Fatalf("the child's environment: %q", rec.lines)
-	}
-}
-
-func TestSanitize(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain ünïcode": "plain ünïcode",
-		"a\x1b[2Jb":     `a\u001b[2Jb`,
-		"bad\xffbyte":   `bad\xffbyte`,
-		"tab\there":     `tab\u0009here`,
-	} {
-		if got := Sanitize(in); got != want {
-			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
-		}
-	}
 }

@@ -10,24 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/airlockhq/airlock/internal/clock"
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 	"github.com/airlockhq/airlock/manifest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fixture.Cleanup()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString(err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fixture.Main(m) }
 
 func TestBackoff(t *testing.T) {
 	tests := []struct {

@@ -10,10 +10,7 @@ package airlocksys
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/bench/system"
+	"github.com/airlockhq/airlock/manifest"
 )
 
 // Specs returns the Airlock systems. Their targets are in package report.
@@ -109,7 +107,7 @@ func (s *host) Load(ctx context.Context) (system.Plugin, error) {
 	if err := os.Link(s.bin, prog); err != nil {
 		return nil, fmt.Errorf("lay out %s: %w", name, err)
 	}
-	sum, err := digest(prog)
+	sum, err := manifest.Digest(prog)
 	if err != nil {
 		return nil, err
 	}
@@ -136,19 +134,6 @@ func (p plugin) Call(ctx context.Context, payload []byte) ([]byte, error) {
 }
 func (p plugin) PID() int                        { return p.p.Status().PID }
 func (p plugin) Close(ctx context.Context) error { return p.p.Close(ctx) }
-
-func digest(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // newRust starts the airlock-rust system: NewHost, then Load of a Rust echo
 // plugin built with sdk/rust on the process tier, without containment.
