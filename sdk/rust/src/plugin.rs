@@ -356,8 +356,7 @@ mod tests {
 
     #[test]
     fn host_calls_without_a_host_are_unavailable() {
-        let p =
-            Plugin::new("h", "0").handle("kv", |ctx, _input| ctx.host_call("kv.get", b"tok", b"k"));
+        let p = Plugin::new("h", "0").handle("kv", |ctx, _input| ctx.host_call("kv.get", b"k"));
         assert!(matches!(p.call("kv", b""), Err(Error::Unavailable(_))));
     }
 

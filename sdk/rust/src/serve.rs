@@ -7,7 +7,8 @@
 //!  (HELLO → WELCOME)        PING         → PONG at once
 //!  start the pool           CANCEL       → flag the call, wake its host calls
 //!  wait for an end          RESULT/ERROR → the waiting host call
-//!    or SHUTDOWN            SHUTDOWN     → refuse new calls, wake main
+//!    or SHUTDOWN            GRANT        → replace the capability tokens
+//!                           SHUTDOWN     → refuse new calls, wake main
 //!  drain: wait until        CALL         → hand the reader role to an idle (or new)
 //!    no call is left or                    thread, then run the call here; with
 //!    the grace is over;                    every thread busy, queue it instead
@@ -199,6 +200,8 @@ pub(crate) struct Session {
     changed: Condvar,
     host: Mutex<HostCalls>,
     next_host_id: AtomicU64,
+    /// The capability tokens of the last GRANT, by capability name.
+    tokens: Mutex<HashMap<String, Arc<[u8]>>>,
 }
 
 /// Serves `plugin` on `stream` until the session ends.
@@ -229,6 +232,7 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         changed: Condvar::new(),
         host: Mutex::new(HostCalls::default()),
         next_host_id: AtomicU64::new(1),
+        tokens: Mutex::new(HashMap::new()),
     });
     {
         let mut st = lock(&session.state);
@@ -560,6 +564,7 @@ impl Session {
                 Kind::RESULT => self.on_result(r, h),
                 Kind::ERROR => read_body(r, h, &mut scratch).and_then(|()| self.on_error(h, &scratch)),
                 Kind::SHUTDOWN => read_body(r, h, &mut scratch).and_then(|()| self.on_shutdown(h, &scratch)),
+                Kind::GRANT => read_body(r, h, &mut scratch).and_then(|()| self.on_grant(h, &scratch)),
                 k if k.is_known() => Err(self.protocol_error(format!(
                     "the host sent a {k} frame, which only a plugin sends or which belongs to negotiation"
                 ))),
@@ -731,9 +736,9 @@ impl Session {
         }
     }
 
-    /// Marks a call cancelled and wakes its host calls.
+    /// Marks a call cancelled and wakes its handler's waits and host calls.
     fn cancel(&self, call: &CallState) {
-        call.cancelled.store(true, Ordering::Release);
+        call.cancel();
         let host = lock(&self.host);
         for slot in host.pending.values().filter(|s| s.owner == call.id) {
             lock(&slot.state).cancelled = true;
@@ -816,6 +821,44 @@ impl Session {
             self.changed.notify_all();
         }
         Ok(())
+    }
+
+    /// Replaces every token the plugin held with the GRANT's. A malformed
+    /// GRANT is a protocol error like any malformed body (section 7): the
+    /// plugin cannot tell which capabilities it still holds.
+    fn on_grant(&self, h: Header, body: &[u8]) -> std::result::Result<(), End> {
+        let frame = wire::Frame {
+            kind: h.kind,
+            flags: h.flags,
+            id: h.id,
+            body,
+        };
+        let grant = match frame.message() {
+            Ok(Message::Grant(g)) => g,
+            Ok(_) => unreachable!("a GRANT frame decodes to Message::Grant"),
+            Err(e) => return Err(self.protocol_error(e.to_string())),
+        };
+        let tokens = grant
+            .tokens
+            .into_iter()
+            .map(|t| (t.capability.into_owned(), Arc::from(t.token)))
+            .collect();
+        *lock(&self.tokens) = tokens;
+        Ok(())
+    }
+
+    /// The token of the capability `function` belongs to: the longest
+    /// granted capability name that is a dotted prefix of it (`kv` for
+    /// `kv.get`, `fs.read` for `fs.read.file`).
+    fn token_for(&self, function: &str) -> Option<Arc<[u8]>> {
+        let tokens = lock(&self.tokens);
+        let mut name = function;
+        loop {
+            if let Some(t) = tokens.get(name) {
+                return Some(t.clone());
+            }
+            name = &name[..name.rfind('.')?];
+        }
     }
 
     /// Hands a host-call reply to the handler waiting for it. A reply that
@@ -968,13 +1011,17 @@ impl Session {
 
     // --- host calls (from handlers) ---------------------------------------
 
+    /// Makes a host call for `call`, presenting the token of the
+    /// capability `function` belongs to, or an empty one when the host
+    /// granted none (the host then answers `permission_denied`).
     pub(crate) fn host_call(
         &self,
         call: &CallState,
         function: &str,
-        token: &[u8],
         payload: &[u8],
     ) -> Result<Vec<u8>> {
+        let token = self.token_for(function);
+        let token: &[u8] = token.as_deref().unwrap_or_default();
         let size =
             HEADER_SIZE + 8 + 2 + wire::cut(function).len() + 4 + token.len() + 4 + payload.len();
         if size > self.conn.send_max {
