@@ -486,29 +486,19 @@ impl Session {
         }
         drop(st);
 
-        // Grace is over: answer what is left as cancelled, then GOODBYE.
+        // Grace is over: cancel what is left, unanswered, then GOODBYE. The
+        // calls leave `serving` first, so a handler that returns now sends
+        // nothing; the host fails them when the plugin exits, as it does
+        // for every call still in flight then (docs/protocol.md, section
+        // 10), whichever SDK the plugin uses.
         let stream = lock(&self.conn.stream);
         let left: Vec<Arc<CallState>> = {
             let mut st = lock(&self.state);
             st.jobs.clear();
             st.serving.drain().map(|(_, c)| c).collect()
         };
-        let mut f = Vec::new();
         for call in &left {
             self.cancel(call);
-            f.clear();
-            Message::Error(Failure {
-                code: Code::CANCELLED,
-                message: format!(
-                    "the plugin shut down before call {} finished: the grace period of {grace:?} ran out",
-                    call.id
-                )
-                .into(),
-            })
-            .encode(call.id, &mut f);
-            if let Err(e) = self.conn.write_locked(&stream, &f, &[]) {
-                return io_end(&e);
-            }
         }
         match self
             .conn
