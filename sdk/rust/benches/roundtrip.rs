@@ -5,7 +5,9 @@
 //!     cargo bench --bench roundtrip
 //!
 //! Prints ns per call for sequential calls (one in flight) at several payload
-//! sizes and the SDK/floor ratio. Set AIRLOCK_BENCH_OTHER to the path of
+//! sizes and the SDK/floor ratio, then the context switches each child makes
+//! per call, counted from /proc/<pid>/task/*/status: a count, unlike a
+//! timing, that a noisy shared machine does not blur. Set AIRLOCK_BENCH_OTHER to the path of
 //! another plugin program exporting `echo` (a Go plugin, say) to measure it
 //! in the same run and print the SDK/other ratio.
 
@@ -112,6 +114,40 @@ fn measure(p: &mut host::Plugin, payload: &[u8], n: usize) -> Duration {
     start.elapsed() / n as u32
 }
 
+/// The voluntary and involuntary context switches of every thread of `pid`
+/// so far (threads that exited are not counted; the SDK's do not exit).
+fn context_switches(pid: u32) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total; // not Linux: no counts
+    };
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            let count = |prefix: &str| -> u64 {
+                line.strip_prefix(prefix)
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            total.0 += count("voluntary_ctxt_switches:");
+            total.1 += count("nonvoluntary_ctxt_switches:");
+        }
+    }
+    total
+}
+
+/// Context switches (voluntary, involuntary) the child makes per call over
+/// `n` sequential calls, after a warm-up.
+fn switches_per_call(p: &mut host::Plugin, n: usize) -> (f64, f64) {
+    let payload = [0x5a; 16];
+    measure(p, &payload, n / 10); // warm up: every thread the SDK starts
+    let before = context_switches(p.child.id());
+    measure(p, &payload, n);
+    let after = context_switches(p.child.id());
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / n as f64;
+    (per(after.0, before.0), per(after.1, before.1))
+}
+
 fn negotiated(mut p: host::Plugin) -> host::Plugin {
     p.hello(1, 1, wire::DEFAULT_MAX_FRAME as u32);
     assert_eq!(p.recv().expect("WELCOME").kind, wire::Kind::WELCOME);
@@ -159,6 +195,20 @@ fn run(sizes: &[(usize, usize)]) {
             print!(" {:>10} {:>7.2}", (o / 3).as_nanos(), ratio(s, o));
         }
         println!();
+    }
+    let n = sizes[0].1;
+    println!(
+        "\ncontext switches per call (16-byte echo, {n} sequential calls; voluntary + involuntary)"
+    );
+    for (name, p) in [
+        ("sdk", Some(&mut sdk)),
+        ("raw", Some(&mut raw)),
+        ("other", other.as_mut()),
+    ] {
+        if let Some(p) = p {
+            let (v, i) = switches_per_call(p, n);
+            println!("{name:>10} {v:>8.3} + {i:.3}");
+        }
     }
     for p in [Some(&mut sdk), Some(&mut raw), other.as_mut()]
         .into_iter()
