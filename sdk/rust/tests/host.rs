@@ -919,3 +919,56 @@ fn run_by_hand_it_explains_itself_and_exits_2() {
         assert!(stderr.contains(want), "{stderr} lacks {want:?}");
     }
 }
+
+/// Voluntary context switches of each thread of `pid`, by thread id.
+#[cfg(target_os = "linux")]
+fn switches_by_thread(pid: u32) -> std::collections::HashMap<String, u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let n = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            (t.file_name().to_string_lossy().into_owned(), n)
+        })
+        .collect()
+}
+
+/// One call at a time, the thread that reads a call runs it and reads the
+/// next: no other thread is woken per call (each wake is a context switch
+/// on a call's path). Counted, not timed: the second busiest thread blocks
+/// far less than once per call.
+#[cfg(target_os = "linux")]
+#[test]
+fn sequential_calls_wake_no_second_thread() {
+    let s = start();
+    for _ in 0..100 {
+        s.call("echo", LONG, b"warm up").unwrap(); // the pool and the watcher
+    }
+    let pid = s.child.id();
+    let before = switches_by_thread(pid);
+    const N: u64 = 2000;
+    for _ in 0..N {
+        s.call("echo", LONG, b"0123456789abcdef").unwrap();
+    }
+    let after = switches_by_thread(pid);
+    let mut grew: Vec<u64> = after
+        .iter()
+        .map(|(t, n)| n - before.get(t).copied().unwrap_or(0))
+        .collect();
+    grew.sort_unstable_by(|a, b| b.cmp(a));
+    assert!(
+        grew[0] >= N,
+        "the reading thread blocked {} times in {N} calls",
+        grew[0]
+    );
+    assert!(
+        grew.get(1).copied().unwrap_or(0) < N / 4,
+        "a second thread blocked {} times in {N} calls: threads wake per call ({grew:?})",
+        grew[1]
+    );
+}
