@@ -66,8 +66,10 @@
 //!
 //! # Safety
 //!
-//! The only unsafe code adopts file descriptor 3 (module `sys`, with a
-//! `SAFETY` comment on each block); every other module forbids unsafe code.
+//! The only unsafe code adopts file descriptor 3 and, on Linux, makes the
+//! epoll calls that let one thread watch the socket while another runs a
+//! call (module `sys`, with a `SAFETY` comment on each block); every other
+//! module forbids unsafe code.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
