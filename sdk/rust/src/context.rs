@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Display, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::serve::{Conn, Session};
@@ -44,7 +44,11 @@ pub(crate) struct CallState {
     pub(crate) id: u64,
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) cancelled: AtomicBool,
+    cancelled: AtomicBool,
+    /// [`Context::sleep`] waits here; a cancel wakes it. Neither costs
+    /// anything (no allocation, no system call) until someone waits.
+    wake: Mutex<()>,
+    woken: Condvar,
 }
 
 impl CallState {
@@ -55,7 +59,18 @@ impl CallState {
             timeout,
             deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
             cancelled: AtomicBool::new(false),
+            wake: Mutex::new(()),
+            woken: Condvar::new(),
         }
+    }
+
+    /// Marks the call cancelled and wakes a handler in [`Context::sleep`].
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        // Taking the lock orders the store before a sleeper's check: the
+        // sleeper either sees the flag or is already waiting to be woken.
+        drop(self.wake.lock().unwrap_or_else(PoisonError::into_inner));
+        self.woken.notify_all();
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -140,28 +155,90 @@ impl Context {
         self.logger.clone()
     }
 
-    /// Calls a host capability: `function` names the operation (such as
-    /// `kv.get`) and `token` is the capability token the host handed the
-    /// plugin for it, passed back unchanged. Blocks until the host answers,
-    /// the call's deadline passes (the host gets the remaining time as the
-    /// host call's timeout) or the call is cancelled.
+    /// Waits `duration`, or less: returns early with the error of
+    /// [`Context::check`] when the call is cancelled or its deadline passes,
+    /// whichever comes first. Use it instead of `std::thread::sleep` in
+    /// handlers that wait, so that a cancelled call stops at once.
+    ///
+    /// ```
+    /// # let plugin = airlock_plugin::Plugin::new("p", "0").handle("retry", |ctx, _input| {
+    /// use std::time::Duration;
+    /// for attempt in 0..3 {
+    ///     // ... try something, and on failure back off:
+    ///     ctx.sleep(Duration::from_millis(10 << attempt))?;
+    /// }
+    /// # Ok(Vec::new()) });
+    /// # plugin.call("retry", b"").unwrap();
+    /// ```
     ///
     /// # Errors
     ///
-    /// What the host answers (`PermissionDenied`, `InvalidToken`,
-    /// `RateLimited`, `BudgetExceeded`, …), `DeadlineExceeded` or `Cancelled`
-    /// when the call ran out of time or was cancelled while waiting (the SDK
-    /// then sends CANCEL for the host call), `TooLarge` when the request does
-    /// not fit the host's maximum frame, and `Unavailable` when there is no
-    /// host (under [`crate::Plugin::call`]) or the connection closed.
-    pub fn host_call(&self, function: &str, token: &[u8], payload: &[u8]) -> Result<Vec<u8>> {
+    /// `Cancelled` or `DeadlineExceeded`, as [`Context::check`].
+    pub fn sleep(&self, duration: Duration) -> Result<()> {
+        let until = Instant::now().checked_add(duration);
+        let mut guard = self
+            .call
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                return Ok(());
+            }
+            let end = match (until, self.call.deadline) {
+                (Some(u), Some(d)) => Some(u.min(d)),
+                (u, d) => u.or(d),
+            };
+            guard = match end {
+                None => self
+                    .call
+                    .woken
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(end) => {
+                    self.call
+                        .woken
+                        .wait_timeout(guard, end.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Calls a host capability: `function` names the operation, such as
+    /// `kv.get`, and `payload` is its input (JSON for the built-in
+    /// capabilities, see `docs/capabilities.md`). The SDK presents the token
+    /// the host granted for the capability the function belongs to: the
+    /// longest granted capability name that is a dotted prefix of
+    /// `function` (`kv` for `kv.get`, `fs.read` for `fs.read.file`). Blocks
+    /// until the host answers, the call's deadline passes (the host gets the
+    /// remaining time as the host call's timeout) or the call is cancelled.
+    ///
+    /// With the `json` feature, `ctx.kv()`, `ctx.http()` and the others
+    /// (module `capability`) make the built-in calls with typed inputs and
+    /// outputs.
+    ///
+    /// # Errors
+    ///
+    /// What the host answers: `PermissionDenied` when the capability was not
+    /// granted (the SDK then presents an empty token), `InvalidToken`,
+    /// `RateLimited`, `BudgetExceeded`, `BadInput`, …; `DeadlineExceeded`
+    /// or `Cancelled` when the call ran out of time or was cancelled while
+    /// waiting (the SDK then sends CANCEL for the host call); `TooLarge` when
+    /// the request does not fit the host's maximum frame; and `Unavailable`
+    /// when there is no host (under [`crate::Plugin::call`]) or the
+    /// connection closed.
+    pub fn host_call(&self, function: &str, payload: &[u8]) -> Result<Vec<u8>> {
         let Some(session) = &self.session else {
             return Err(Error::Unavailable(format!(
                 "host call \"{function}\": no host; this handler runs under Plugin::call"
             )));
         };
         self.check()?;
-        session.host_call(&self.call, function, token, payload)
+        session.host_call(&self.call, function, payload)
     }
 }
 

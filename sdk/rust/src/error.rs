@@ -130,6 +130,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "connection to the host: {e}"),
+            other if other.message().is_empty() => write!(f, "{}", other.code()),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
     }
@@ -178,6 +179,7 @@ mod tests {
     fn display_names_the_code() {
         let e = Error::DeadlineExceeded("after 2s".into());
         assert_eq!(e.to_string(), "deadline_exceeded: after 2s");
+        assert_eq!(Error::Cancelled(String::new()).to_string(), "cancelled");
         let io = Error::from(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"));
         assert_eq!(io.code(), Code::INTERNAL);
         assert!(std::error::Error::source(&io).is_some());

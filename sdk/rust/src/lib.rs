@@ -50,13 +50,26 @@
 //! # Features
 //!
 //! - `json` (default): `Plugin::handle_json`, typed handlers built on
-//!   serde and serde_json (used by the example above). Without it the crate
-//!   has no dependencies.
+//!   serde and serde_json (used by the example above), and typed calls to
+//!   the host's built-in capabilities (`ctx.kv()`, `ctx.http()`, `ctx.fs()`,
+//!   `ctx.clock()`, `ctx.random()`, `ctx.config()`; module `capability`).
+//!   Without it the crate has no dependencies.
+//!
+//! # Capabilities
+//!
+//! After negotiation the host sends the plugin one token per capability
+//! the operator granted. [`Context::host_call`] presents the right one
+//! itself: the token of the longest granted capability name that is a
+//! dotted prefix of the function (`kv` for `kv.get`). A function whose
+//! capability was not granted goes out with an empty token, and the host
+//! answers [`Error::PermissionDenied`] naming the capability.
 //!
 //! # Safety
 //!
-//! The only unsafe code adopts file descriptor 3 (module `sys`, with a
-//! `SAFETY` comment on each block); every other module forbids unsafe code.
+//! The only unsafe code adopts file descriptor 3 and, on Linux, makes the
+//! epoll calls that let one thread watch the socket while another runs a
+//! call (module `sys`, with a `SAFETY` comment on each block); every other
+//! module forbids unsafe code.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -64,6 +77,9 @@
 #[cfg(not(unix))]
 compile_error!("airlock-plugin serves over a Unix socket and builds only for Unix targets");
 
+#[cfg(feature = "json")]
+#[forbid(unsafe_code)]
+pub mod capability;
 #[forbid(unsafe_code)]
 mod context;
 #[forbid(unsafe_code)]

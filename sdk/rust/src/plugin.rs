@@ -41,8 +41,9 @@ const EXIT_USAGE: u8 = 2;
 ///    Each call gets exactly one RESULT or ERROR; a handler panic becomes
 ///    ERROR `panic` and the plugin keeps serving.
 /// 4. **Drain.** On SHUTDOWN new calls are refused with `unavailable`;
-///    running ones get the grace period to finish, then are cancelled and
-///    answered `cancelled`. `serve` sends GOODBYE and returns status 0.
+///    running ones get the grace period to finish, then are cancelled
+///    without an answer (the host fails them when the plugin exits).
+///    `serve` sends GOODBYE and returns status 0.
 /// 5. **End.** If the host closes the connection, `serve` returns status 0
 ///    at once; if the host breaks the protocol, it reports the fault and
 ///    returns status 1. Handlers still running are abandoned when `main`
@@ -356,8 +357,7 @@ mod tests {
 
     #[test]
     fn host_calls_without_a_host_are_unavailable() {
-        let p =
-            Plugin::new("h", "0").handle("kv", |ctx, _input| ctx.host_call("kv.get", b"tok", b"k"));
+        let p = Plugin::new("h", "0").handle("kv", |ctx, _input| ctx.host_call("kv.get", b"k"));
         assert!(matches!(p.call("kv", b""), Err(Error::Unavailable(_))));
     }
 

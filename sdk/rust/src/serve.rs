@@ -7,23 +7,36 @@
 //!  (HELLO → WELCOME)        PING         → PONG at once
 //!  start the pool           CANCEL       → flag the call, wake its host calls
 //!  wait for an end          RESULT/ERROR → the waiting host call
-//!    or SHUTDOWN            SHUTDOWN     → refuse new calls, wake main
-//!  drain: wait until        CALL         → hand the reader role to an idle (or new)
-//!    no call is left or                    thread, then run the call here; with
-//!    the grace is over;                    every thread busy, queue it instead
-//!    cancel the rest,       EOF          → end
-//!    GOODBYE, return      the others run calls, then take the reader role when it
-//!                         is free, else a queued call, else wait
+//!    or SHUTDOWN            GRANT        → replace the capability tokens
+//!                           SHUTDOWN     → refuse new calls, wake main
+//!  drain: wait until        CALL         → leave the reader role to the watcher and
+//!    no call is left or                    run the call here, then read on; without a
+//!    the grace is over;                    watcher, hand the role to an idle (or new)
+//!    cancel the rest,                      thread first; with every thread busy, queue
+//!    GOODBYE, return                       the call instead
+//!                           EOF          → end
+//!                         one (Linux) is the watcher: it sleeps in epoll until a frame
+//!                           arrives while the reader role is left, then takes the role
+//!                         the others run calls, then take the reader role when it
+//!                           is free, else a queued call, else watch or wait
 //! ```
 //!
 //! # Why does the reader role move?
 //!
 //! A dedicated reader thread that passes each call to a worker puts a thread
 //! wake-up on every call's path; on a small VM that tripled the round trip.
-//! Here the thread that read the call runs it at once and wakes a successor
-//! to read on, off the call's path. Some thread always reads, so PING, CANCEL
-//! and SHUTDOWN are seen while handlers run, and no thread is started per
-//! call.
+//! So the thread that read a call runs it. Some thread must still read while
+//! it does, so that PING, CANCEL and SHUTDOWN are seen while handlers run.
+//! Handing the reader role to another thread on every call costs a wake-up
+//! and two context switches per call, off the call's path but not free.
+//! Instead, the thread leaves the role free and arms a one-shot epoll watch
+//! on the socket before it runs the call, and disarms it after: the watcher
+//! wakes only when a frame arrives during the call (a second call, a PING, a
+//! host call's reply), and then takes the role. One call at a time, the
+//! reader runs every call and blocks once per call, as a single-threaded
+//! echo does; no other thread wakes (`sequential_calls_wake_no_second_thread`
+//! in tests/host.rs counts it). Without epoll (not Linux) the role is handed
+//! on eagerly. No thread is started per call.
 //!
 //! # Writes
 //!
@@ -46,7 +59,7 @@ use std::time::{Duration, Instant};
 use crate::context::{CallState, Context, Logger};
 use crate::plugin::{export_list, invoke, Function, Plugin};
 use crate::wire::{self, Code, Failure, Header, Kind, Message, Status, HEADER_SIZE};
-use crate::{Error, Result};
+use crate::{sys, Error, Result};
 
 /// Read buffer size: a whole 64 KiB handshake frame, or many small frames,
 /// per read(2).
@@ -55,6 +68,11 @@ const READ_BUFFER: usize = 64 << 10;
 /// Calls allowed to wait for a worker before new ones are answered
 /// `overloaded`.
 const MAX_QUEUED: usize = 4096;
+
+/// Replies up to this size are written after an inline call disarms the
+/// poller; larger ones before (see `Session::run`). Far below a Unix
+/// socket's send buffer, so such a write does not wait for the host.
+const SMALL_REPLY: usize = 64 << 10;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -137,12 +155,17 @@ struct Job {
 enum Role {
     Read(BufReader<UnixStream>),
     Run(Job),
+    /// Wait on the poller until the reader role is free to take.
+    Watch,
 }
 
 /// Why a thread stopped reading.
 enum Flow {
     /// It handed the reader role on and runs this call.
     Run(Job),
+    /// It left the reader role free for the watcher, which takes it only if
+    /// a frame arrives meanwhile, and runs this call.
+    Inline(Job),
     /// The session is over.
     End(End),
 }
@@ -160,6 +183,13 @@ struct State {
     idle: usize,
     /// Pool threads started.
     threads: usize,
+    /// A pool thread is the watcher: it waits on the poller instead of
+    /// `work`, to take a free reader role when the socket has a frame.
+    watcher: bool,
+    /// The poller failed: no thread may become the watcher again.
+    no_watcher: bool,
+    /// The call whose thread last left the reader role to the watcher.
+    left_by: u64,
     /// SHUTDOWN arrived: the grace period.
     shutdown: Option<Duration>,
     end: Option<End>,
@@ -199,6 +229,12 @@ pub(crate) struct Session {
     changed: Condvar,
     host: Mutex<HostCalls>,
     next_host_id: AtomicU64,
+    /// Tells the watcher that a frame arrived while the reader role was
+    /// left free; `None` where there is no poller (not Linux, or it could
+    /// not be set up), and the reader role is handed on eagerly instead.
+    poller: Option<sys::Poller>,
+    /// The capability tokens of the last GRANT, by capability name.
+    tokens: Mutex<HashMap<String, Arc<[u8]>>>,
 }
 
 /// Serves `plugin` on `stream` until the session ends.
@@ -212,6 +248,7 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         Ok(n) => n,
         Err(end) => return end,
     };
+    let poller = sys::Poller::new(reader.get_ref()).ok();
     let conn = Arc::new(Conn {
         stream: Mutex::new(stream),
         send_max,
@@ -229,6 +266,8 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         changed: Condvar::new(),
         host: Mutex::new(HostCalls::default()),
         next_host_id: AtomicU64::new(1),
+        poller,
+        tokens: Mutex::new(HashMap::new()),
     });
     {
         let mut st = lock(&session.state);
@@ -482,29 +521,19 @@ impl Session {
         }
         drop(st);
 
-        // Grace is over: answer what is left as cancelled, then GOODBYE.
+        // Grace is over: cancel what is left, unanswered, then GOODBYE. The
+        // calls leave `serving` first, so a handler that returns now sends
+        // nothing; the host fails them when the plugin exits, as it does
+        // for every call still in flight then (docs/protocol.md, section
+        // 10), whichever SDK the plugin uses.
         let stream = lock(&self.conn.stream);
         let left: Vec<Arc<CallState>> = {
             let mut st = lock(&self.state);
             st.jobs.clear();
             st.serving.drain().map(|(_, c)| c).collect()
         };
-        let mut f = Vec::new();
         for call in &left {
             self.cancel(call);
-            f.clear();
-            Message::Error(Failure {
-                code: Code::CANCELLED,
-                message: format!(
-                    "the plugin shut down before call {} finished: the grace period of {grace:?} ran out",
-                    call.id
-                )
-                .into(),
-            })
-            .encode(call.id, &mut f);
-            if let Err(e) = self.conn.write_locked(&stream, &f, &[]) {
-                return io_end(&e);
-            }
         }
         match self
             .conn
@@ -539,13 +568,16 @@ impl Session {
             };
             let step = match h.kind {
                 Kind::CALL => match self.on_call(r, h) {
-                    Ok(Some(job)) => match self.hand_off(reader) {
-                        Ok(()) => return Flow::Run(job),
-                        Err(back) => {
-                            reader = back;
-                            self.queue_stranded(job);
-                            Ok(())
-                        }
+                    Ok(Some(job)) => match self.leave(reader, h.id) {
+                        Ok(()) => return Flow::Inline(job),
+                        Err(back) => match self.hand_off(back) {
+                            Ok(()) => return Flow::Run(job),
+                            Err(back) => {
+                                reader = back;
+                                self.queue_stranded(job);
+                                Ok(())
+                            }
+                        },
                     },
                     Ok(None) => Ok(()),
                     Err(end) => Err(end),
@@ -560,6 +592,7 @@ impl Session {
                 Kind::RESULT => self.on_result(r, h),
                 Kind::ERROR => read_body(r, h, &mut scratch).and_then(|()| self.on_error(h, &scratch)),
                 Kind::SHUTDOWN => read_body(r, h, &mut scratch).and_then(|()| self.on_shutdown(h, &scratch)),
+                Kind::GRANT => read_body(r, h, &mut scratch).and_then(|()| self.on_grant(h, &scratch)),
                 k if k.is_known() => Err(self.protocol_error(format!(
                     "the host sent a {k} frame, which only a plugin sends or which belongs to negotiation"
                 ))),
@@ -657,12 +690,71 @@ impl Session {
             function,
             payload,
         };
-        if st.idle > 0 || st.threads < self.max_threads {
+        if st.watcher || st.idle > 0 || st.threads < self.max_threads {
             return Ok(Some(job));
         }
         // Every other thread runs a handler: the first to finish takes it.
         st.jobs.push_back(job);
         Ok(None)
+    }
+
+    /// Leaves the reader role free for the watcher and arms the poller, so
+    /// that the watcher takes the role only if a frame arrives while this
+    /// thread runs a call: no other thread wakes on a call's path. Hands the
+    /// reader back when there is no watcher.
+    fn leave(
+        &self,
+        reader: BufReader<UnixStream>,
+        call: u64,
+    ) -> std::result::Result<(), BufReader<UnixStream>> {
+        let Some(poller) = &self.poller else {
+            return Err(reader);
+        };
+        // Bytes already buffered are a frame the socket will not announce:
+        // wake the watcher for them instead.
+        let buffered = !reader.buffer().is_empty();
+        let mut st = lock(&self.state);
+        if !st.watcher {
+            return Err(reader);
+        }
+        st.reader = Some(reader);
+        st.left_by = call;
+        drop(st);
+        let armed = if buffered {
+            poller.wake()
+        } else {
+            poller.arm()
+        };
+        if armed.is_ok() {
+            return Ok(());
+        }
+        // The watcher may never hear of the role: take it back, unless a
+        // thread took it already.
+        match lock(&self.state).reader.take() {
+            Some(reader) => Err(reader),
+            None => Ok(()),
+        }
+    }
+
+    /// The watcher: waits until a frame arrives while the reader role is
+    /// free, and takes the role. `None` if the poller fails; then no thread
+    /// watches again and the reader role is handed on eagerly.
+    fn watch(&self) -> Option<BufReader<UnixStream>> {
+        let poller = self.poller.as_ref()?;
+        loop {
+            let ok = poller.wait().is_ok();
+            let mut st = lock(&self.state);
+            if let Some(reader) = st.reader.take() {
+                st.watcher = false;
+                return Some(reader);
+            }
+            if !ok {
+                st.watcher = false;
+                st.no_watcher = true;
+                return None;
+            }
+            // The thread that left the role took it back first: wait again.
+        }
     }
 
     /// Gives up the reader role to an idle thread, or to a new one. Hands
@@ -731,9 +823,9 @@ impl Session {
         }
     }
 
-    /// Marks a call cancelled and wakes its host calls.
+    /// Marks a call cancelled and wakes its handler's waits and host calls.
     fn cancel(&self, call: &CallState) {
-        call.cancelled.store(true, Ordering::Release);
+        call.cancel();
         let host = lock(&self.host);
         for slot in host.pending.values().filter(|s| s.owner == call.id) {
             lock(&slot.state).cancelled = true;
@@ -818,6 +910,44 @@ impl Session {
         Ok(())
     }
 
+    /// Replaces every token the plugin held with the GRANT's. A malformed
+    /// GRANT is a protocol error like any malformed body (section 7): the
+    /// plugin cannot tell which capabilities it still holds.
+    fn on_grant(&self, h: Header, body: &[u8]) -> std::result::Result<(), End> {
+        let frame = wire::Frame {
+            kind: h.kind,
+            flags: h.flags,
+            id: h.id,
+            body,
+        };
+        let grant = match frame.message() {
+            Ok(Message::Grant(g)) => g,
+            Ok(_) => unreachable!("a GRANT frame decodes to Message::Grant"),
+            Err(e) => return Err(self.protocol_error(e.to_string())),
+        };
+        let tokens = grant
+            .tokens
+            .into_iter()
+            .map(|t| (t.capability.into_owned(), Arc::from(t.token)))
+            .collect();
+        *lock(&self.tokens) = tokens;
+        Ok(())
+    }
+
+    /// The token of the capability `function` belongs to: the longest
+    /// granted capability name that is a dotted prefix of it (`kv` for
+    /// `kv.get`, `fs.read` for `fs.read.file`).
+    fn token_for(&self, function: &str) -> Option<Arc<[u8]>> {
+        let tokens = lock(&self.tokens);
+        let mut name = function;
+        loop {
+            if let Some(t) = tokens.get(name) {
+                return Some(t.clone());
+            }
+            name = &name[..name.rfind('.')?];
+        }
+    }
+
     /// Hands a host-call reply to the handler waiting for it. A reply that
     /// matches no waiting host call (it raced with a timeout) is dropped.
     fn resolve(&self, id: u64, reply: Result<Vec<u8>>) {
@@ -855,27 +985,45 @@ impl Session {
                     if let Some(job) = st.jobs.pop_front() {
                         break Role::Run(job);
                     }
+                    if self.poller.is_some() && !st.watcher && !st.no_watcher {
+                        st.watcher = true;
+                        break Role::Watch;
+                    }
                     st.idle += 1;
                     st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                     st.idle -= 1;
                 }
             };
-            let job = match role {
-                Role::Run(job) => job,
-                Role::Read(reader) => match self.read_frames(reader) {
-                    Flow::Run(job) => job,
-                    Flow::End(end) => {
-                        self.close_host_calls();
-                        self.end(end);
-                        return;
-                    }
+            let reader = match role {
+                Role::Read(reader) => reader,
+                Role::Run(job) => {
+                    self.run(job, false);
+                    continue;
+                }
+                Role::Watch => match self.watch() {
+                    Some(reader) => reader,
+                    None => continue,
                 },
             };
-            self.run(job);
+            match self.read_frames(reader) {
+                Flow::Run(job) => self.run(job, false),
+                Flow::Inline(job) => self.run(job, true),
+                Flow::End(end) => {
+                    self.close_host_calls();
+                    self.end(end);
+                    return;
+                }
+            }
         }
     }
 
-    fn run(self: &Arc<Self>, job: Job) {
+    /// Runs a call and sends its reply. `inline`: this thread left the
+    /// reader role to the watcher for the call (see [`Session::leave`]); it
+    /// disarms the poller after the reply and, back in `pool_loop`, takes
+    /// the role again if no frame came meanwhile. Disarming only after the
+    /// reply keeps the reply off the path, and between the two nothing
+    /// blocks.
+    fn run(self: &Arc<Self>, job: Job, inline: bool) {
         let Job {
             call,
             body,
@@ -919,7 +1067,38 @@ impl Session {
             })
         };
         drop(body);
-        self.reply(&call, outcome);
+        let small = outcome
+            .as_ref()
+            .map_or(true, |out| out.len() <= SMALL_REPLY);
+        if inline && small {
+            // Disarm first: the host's next call may arrive the moment it
+            // has the reply, and must find this thread, not wake the
+            // watcher. A small reply's write does not wait for the host.
+            self.disarm(call.id);
+            self.reply(&call, outcome);
+        } else {
+            // A large reply may wait for the host to read; meanwhile the
+            // watcher must still see frames that arrive.
+            self.reply(&call, outcome);
+            if inline {
+                self.disarm(call.id);
+            }
+        }
+    }
+
+    /// Disarms the poller after an inline call. If another thread has left
+    /// the reader role since (the watcher took it and left it again), the
+    /// disarm undid that thread's arm: arm again for it.
+    fn disarm(&self, call: u64) {
+        let Some(poller) = &self.poller else {
+            return;
+        };
+        let _ = poller.disarm();
+        let st = lock(&self.state);
+        if st.reader.is_some() && st.left_by != call {
+            drop(st);
+            let _ = poller.arm();
+        }
     }
 
     /// Sends the call's one reply, unless the drain already answered it.
@@ -968,13 +1147,17 @@ impl Session {
 
     // --- host calls (from handlers) ---------------------------------------
 
+    /// Makes a host call for `call`, presenting the token of the
+    /// capability `function` belongs to, or an empty one when the host
+    /// granted none (the host then answers `permission_denied`).
     pub(crate) fn host_call(
         &self,
         call: &CallState,
         function: &str,
-        token: &[u8],
         payload: &[u8],
     ) -> Result<Vec<u8>> {
+        let token = self.token_for(function);
+        let token: &[u8] = token.as_deref().unwrap_or_default();
         let size =
             HEADER_SIZE + 8 + 2 + wire::cut(function).len() + 4 + token.len() + 4 + payload.len();
         if size > self.conn.send_max {

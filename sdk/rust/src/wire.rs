@@ -20,7 +20,8 @@
 //! from "invalid" ([`DecodeError`]). It checks the length prefix against the
 //! caller's maximum before looking at the body and borrows the body from the
 //! input, so it never allocates; [`Frame::message`] allocates only the list
-//! of a WELCOME's function names or a LOG's attributes, after checking that
+//! of a WELCOME's function names, a LOG's attributes or a GRANT's tokens,
+//! after checking that
 //! the body can hold the count it announces. Bytes after the last known field
 //! of a body are ignored, and so are frames of unknown kinds
 //! ([`Message::Unknown`]): that is how later versions extend the protocol.
@@ -62,14 +63,14 @@ pub const MAX_VERSION: u16 = 1;
 
 /// What a frame carries (`docs/protocol.md`, section 4).
 ///
-/// Values without a constant are reserved: `0x0D`–`0x3F` for later core
+/// Values without a constant are reserved: `0x0E`–`0x3F` for later core
 /// kinds, `0x40`–`0x7F` for extensions, `0x80`–`0xFF` never used.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Kind(pub u8);
 
-const KIND_NAMES: [&str; 13] = [
+const KIND_NAMES: [&str; 14] = [
     "", "hello", "welcome", "call", "result", "error", "cancel", "ping", "pong", "log", "shutdown",
-    "goodbye", "hostcall",
+    "goodbye", "hostcall", "grant",
 ];
 
 impl Kind {
@@ -97,6 +98,9 @@ impl Kind {
     pub const GOODBYE: Kind = Kind(0x0B);
     /// plugin → host: invoke a host capability.
     pub const HOSTCALL: Kind = Kind(0x0C);
+    /// host → plugin, id 0: the capability tokens, at activation and
+    /// whenever the host re-mints them; each replaces all earlier ones.
+    pub const GRANT: Kind = Kind(0x0D);
 
     /// The kind's lowercase name as in `docs/protocol.md`, or `None` for a
     /// kind version 1 does not define.
@@ -488,6 +492,18 @@ impl<'a> Frame<'a> {
                 token: d.bytes("token")?,
                 payload: d.bytes("payload")?,
             }),
+            Kind::GRANT => {
+                // A token takes at least its two length prefixes.
+                let n = d.count("token_count", 2 + 4)?;
+                let mut tokens = Vec::with_capacity(n);
+                for _ in 0..n {
+                    tokens.push(Token {
+                        capability: d.str("capability")?,
+                        token: d.bytes("token")?,
+                    });
+                }
+                Message::Grant(Grant { tokens })
+            }
             kind => Message::Unknown {
                 kind,
                 body: self.body,
@@ -555,6 +571,23 @@ pub struct HostCall<'a> {
     pub payload: &'a [u8],
 }
 
+/// GRANT: the host hands the plugin its capability tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant<'a> {
+    /// One token per capability the operator granted (at most 65 535 are
+    /// sent); possibly none.
+    pub tokens: Vec<Token<'a>>,
+}
+
+/// One capability token in a GRANT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// The capability, e.g. `kv` or `fs.read`.
+    pub capability: Cow<'a, str>,
+    /// Opaque bytes the plugin passes back unchanged in HOSTCALL.
+    pub token: &'a [u8],
+}
+
 /// The body of an ERROR frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure<'a> {
@@ -609,6 +642,8 @@ pub enum Message<'a> {
     Goodbye,
     /// HOSTCALL (0x0C).
     HostCall(HostCall<'a>),
+    /// GRANT (0x0D).
+    Grant(Grant<'a>),
     /// A kind version 1 does not define; receivers ignore it.
     Unknown {
         /// The kind byte.
@@ -634,6 +669,7 @@ impl Message<'_> {
             Message::Shutdown { .. } => Kind::SHUTDOWN,
             Message::Goodbye => Kind::GOODBYE,
             Message::HostCall(_) => Kind::HOSTCALL,
+            Message::Grant(_) => Kind::GRANT,
             Message::Unknown { kind, .. } => *kind,
         }
     }
@@ -692,6 +728,14 @@ impl Message<'_> {
                 put_str(dst, &m.function);
                 put_bytes(dst, m.token);
                 put_bytes(dst, m.payload);
+            }
+            Message::Grant(m) => {
+                let tokens = &m.tokens[..m.tokens.len().min(usize::from(u16::MAX))];
+                put_u16(dst, tokens.len() as u16);
+                for t in tokens {
+                    put_str(dst, &t.capability);
+                    put_bytes(dst, t.token);
+                }
             }
             Message::Unknown { body, .. } => dst.extend_from_slice(body),
         }
@@ -991,6 +1035,36 @@ mod tests {
         };
         assert_eq!(n, f.len());
         assert_eq!(frame.message().unwrap(), Message::Shutdown { grace_ns: 9 });
+    }
+
+    #[test]
+    fn a_grant_count_the_body_cannot_hold_is_refused_before_allocating() {
+        // 65 535 tokens announced in a 2-byte body.
+        let mut f = Header::encode(Kind::GRANT, 0, 2).to_vec();
+        f.extend_from_slice(&u16::MAX.to_le_bytes());
+        let Status::Complete((frame, _)) = decode(&f, DEFAULT_MAX_FRAME).unwrap() else {
+            panic!("incomplete")
+        };
+        match frame.message() {
+            Err(DecodeError::Truncated { field, need, .. }) => {
+                assert_eq!((field, need), ("token_count", 65_535 * 6));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A token cut short names its field.
+        let mut f = Header::encode(Kind::GRANT, 0, 11).to_vec();
+        f.extend_from_slice(&[1, 0, 2, 0, b'k', b'v', 5, 0, 0, 0, b'x']);
+        let Status::Complete((frame, _)) = decode(&f, DEFAULT_MAX_FRAME).unwrap() else {
+            panic!("incomplete")
+        };
+        assert!(
+            matches!(
+                frame.message(),
+                Err(DecodeError::Truncated { field: "token", .. })
+            ),
+            "{:?}",
+            frame.message()
+        );
     }
 
     #[test]

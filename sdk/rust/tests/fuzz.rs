@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use airlock_plugin::wire::{
-    self, Call, Code, Failure, Hello, HostCall, Kind, Log, Message, Status, Welcome,
+    self, Call, Code, Failure, Grant, Hello, HostCall, Kind, Log, Message, Status, Token, Welcome,
 };
 
 /// xorshift64*: small, deterministic, good enough to shake a decoder.
@@ -84,7 +84,7 @@ fn random_bytes_never_panic_the_decoder() {
         if buf.len() >= 5 && rng.below(2) == 0 {
             let len = (buf.len() - 4) as u32;
             buf[..4].copy_from_slice(&len.to_le_bytes());
-            buf[4] = 1 + rng.below(13) as u8;
+            buf[4] = 1 + rng.below(14) as u8;
         }
         let max = [16, 64, wire::HANDSHAKE_MAX_FRAME][rng.below(3)];
         check_decode(&buf, max);
@@ -116,7 +116,7 @@ fn every_prefix_of_a_frame_is_incomplete_and_mutations_never_panic() {
 
 fn random_message<'a>(rng: &mut Rng, payload: &'a [u8], token: &'a [u8]) -> Message<'a> {
     let s = |rng: &mut Rng| -> Cow<'a, str> { rng.text(12).into() };
-    match rng.below(13) {
+    match rng.below(14) {
         0 => Message::Hello(Hello {
             min_version: rng.next() as u16,
             max_version: rng.next() as u16,
@@ -161,8 +161,16 @@ fn random_message<'a>(rng: &mut Rng, payload: &'a [u8], token: &'a [u8]) -> Mess
             token,
             payload,
         }),
+        12 => Message::Grant(Grant {
+            tokens: (0..rng.below(4))
+                .map(|i| Token {
+                    capability: s(rng),
+                    token: &token[..token.len().min(i * 3)],
+                })
+                .collect(),
+        }),
         _ => Message::Unknown {
-            kind: Kind(0x0d + rng.below(0xff - 0x0d) as u8),
+            kind: Kind(0x0e + rng.below(0xff - 0x0e) as u8),
             body: payload,
         },
     }

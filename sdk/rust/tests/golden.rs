@@ -8,7 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use airlock_plugin::wire::{
-    self, Call, Code, Failure, Frame, Header, Hello, HostCall, Kind, Log, Message, Status, Welcome,
+    self, Call, Code, Failure, Frame, Grant, Header, Hello, HostCall, Kind, Log, Message, Status,
+    Token, Welcome,
 };
 use serde_json::{json, Value};
 
@@ -62,6 +63,9 @@ fn fields_of(m: &Message<'_>) -> Value {
         Message::Log(l) => json!({
             "level": l.level, "message": l.message,
             "attrs": l.attrs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        }),
+        Message::Grant(g) => json!({
+            "tokens": g.tokens.iter().map(|t| json!([t.capability, hex(t.token)])).collect::<Vec<_>>(),
         }),
         Message::Shutdown { grace_ns } => json!({ "grace_ns": grace_ns }),
         Message::Cancel | Message::Ping | Message::Pong | Message::Goodbye => json!({}),
@@ -154,7 +158,7 @@ fn encode_description(name: &str, g: &Value) -> Vec<u8> {
             .cloned()
             .unwrap_or_else(|| panic!("{name}: description lacks field {k:?}"))
     };
-    let (payload, token, body);
+    let (payload, token, body, tokens);
     let msg = match kind {
         "hello" => Message::Hello(Hello {
             min_version: f.u16("min_version"),
@@ -217,6 +221,25 @@ fn encode_description(name: &str, g: &Value) -> Vec<u8> {
                 })
                 .collect(),
         }),
+        "grant" => {
+            tokens = f
+                .list("tokens")
+                .iter()
+                .map(|ct| {
+                    let ct = ct.as_array().unwrap();
+                    (ct[0].as_str().unwrap(), unhex(ct[1].as_str().unwrap()))
+                })
+                .collect::<Vec<_>>();
+            Message::Grant(Grant {
+                tokens: tokens
+                    .iter()
+                    .map(|(c, t)| Token {
+                        capability: (*c).into(),
+                        token: t,
+                    })
+                    .collect(),
+            })
+        }
         "shutdown" => Message::Shutdown {
             grace_ns: f.u64("grace_ns"),
         },

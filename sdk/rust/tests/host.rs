@@ -80,7 +80,10 @@ fn probe() -> Plugin {
         })
         .handle("panic", |_ctx, _input| panic!("probe panic"))
         .handle("hostcall", |ctx, input| {
-            ctx.host_call("kv.get", b"tok", input)
+            // Input: the function, a space, the payload.
+            let at = input.iter().position(|&b| b == b' ').unwrap_or(input.len());
+            let function = std::str::from_utf8(&input[..at]).unwrap();
+            ctx.host_call(function, input.get(at + 1..).unwrap_or_default())
         })
         .handle("log", |ctx, input| {
             ctx.log(Level::WARN, "slow input", &[("bytes", &input.len())]);
@@ -91,6 +94,52 @@ fn probe() -> Plugin {
             let n: usize = std::str::from_utf8(input).unwrap().parse().unwrap();
             Ok(vec![b'x'; n])
         })
+        .handle("sleep_ctx", |ctx, input| {
+            let ms: u64 = std::str::from_utf8(input).unwrap().parse().unwrap();
+            ctx.sleep(Duration::from_millis(ms))?;
+            Ok(b"slept".to_vec())
+        })
+        .handle("typed", typed_host_calls)
+}
+
+/// Makes the typed host call its input names and answers with the result's
+/// Debug text; a failed host call fails the call with the host's code.
+#[cfg(feature = "json")]
+fn typed_host_calls(
+    ctx: &airlock_plugin::Context,
+    input: &[u8],
+) -> airlock_plugin::Result<Vec<u8>> {
+    let input = std::str::from_utf8(input).unwrap();
+    let (op, arg) = input.split_once(' ').unwrap_or((input, ""));
+    let out = match op {
+        "kv.get" => format!("{:?}", ctx.kv().get(arg)?),
+        "kv.put" => {
+            let (k, v) = arg.split_once('=').unwrap();
+            format!("{:?}", ctx.kv().put(k, v.as_bytes())?)
+        }
+        "kv.delete" => format!("{:?}", ctx.kv().delete(arg)?),
+        "kv.list" => format!("{:?}", ctx.kv().list(arg, "", 10)?),
+        "http.get" => format!("{:?}", ctx.http().get(arg)?),
+        "fs.read.file" => format!("{:?}", ctx.fs().read_file(arg)?),
+        "clock.now" => {
+            let t = ctx.clock().now()?;
+            format!("{:?}", t.duration_since(std::time::UNIX_EPOCH).unwrap())
+        }
+        "random.bytes" => format!("{:?}", ctx.random().bytes(arg.parse().unwrap())?),
+        "config.get" => format!("{:?}", ctx.config().get(arg)?),
+        other => panic!("no typed call {other}"),
+    };
+    Ok(out.into_bytes())
+}
+
+#[cfg(not(feature = "json"))]
+fn typed_host_calls(
+    _ctx: &airlock_plugin::Context,
+    _input: &[u8],
+) -> airlock_plugin::Result<Vec<u8>> {
+    Err(Error::Internal(
+        "typed host calls need the json feature".into(),
+    ))
 }
 
 /// Not a test: the plugin process the other tests start.
@@ -174,7 +223,9 @@ fn welcome_names_the_version_the_sdk_and_the_exports() {
             "panic",
             "hostcall",
             "log",
-            "big"
+            "big",
+            "sleep_ctx",
+            "typed"
         ]
     );
 }
@@ -374,54 +425,117 @@ fn results_larger_than_the_hosts_frames_are_too_large() {
     assert_eq!(s.call("big", LONG, b"1000").unwrap().len(), 1000);
 }
 
+/// Reads the next HOSTCALL the plugin sends.
+fn next_hostcall(s: &Session) -> (u64, String, Vec<u8>, Vec<u8>, u64) {
+    let f = s.next_non_log().expect("HOSTCALL");
+    let Message::HostCall(hc) = f.message() else {
+        panic!("{f:?}")
+    };
+    (
+        f.id,
+        hc.function.into_owned(),
+        hc.token.to_vec(),
+        hc.payload.to_vec(),
+        hc.timeout_ns,
+    )
+}
+
 #[test]
 fn host_calls_reach_the_host_and_return_its_answer() {
     let s = start();
+    s.grant(&[("kv", b"tok")]);
     // The host answers with a result.
-    let (_, rx) = s.start_call("hostcall", LONG, b"key");
-    let f = s.next_non_log().expect("HOSTCALL");
-    let Message::HostCall(hc) = f.message() else {
-        panic!("{f:?}")
-    };
+    let (_, rx) = s.start_call("hostcall", LONG, b"kv.get key");
+    let (id, function, token, payload, timeout_ns) = next_hostcall(&s);
     assert_eq!(
-        (hc.function.as_ref(), hc.token, hc.payload),
+        (function.as_str(), &token[..], &payload[..]),
         ("kv.get", &b"tok"[..], &b"key"[..])
     );
     assert!(
-        hc.timeout_ns > 0 && hc.timeout_ns <= LONG.as_nanos() as u64,
-        "{}",
-        hc.timeout_ns
+        timeout_ns > 0 && timeout_ns <= LONG.as_nanos() as u64,
+        "{timeout_ns}"
     );
-    s.send(&Message::Result { payload: b"value" }, f.id);
+    s.send(&Message::Result { payload: b"value" }, id);
     assert_eq!(s.finish(&rx).unwrap(), b"value");
 
     // The host refuses: the handler gets the host's code and passes it on.
-    let (_, rx) = s.start_call("hostcall", NO_DEADLINE, b"key");
-    let f = s.next_non_log().expect("HOSTCALL");
-    let Message::HostCall(hc) = f.message() else {
-        panic!("{f:?}")
-    };
+    let (_, rx) = s.start_call("hostcall", NO_DEADLINE, b"kv.get key");
+    let (id, _, _, _, timeout_ns) = next_hostcall(&s);
     assert_eq!(
-        hc.timeout_ns, 0,
+        timeout_ns, 0,
         "a call without deadline gives its host calls none"
     );
     s.send(
         &Message::Error(wire::Failure {
-            code: Code::PERMISSION_DENIED,
-            message: "kv is not granted".into(),
+            code: Code::RATE_LIMITED,
+            message: "kv: 10/s".into(),
         }),
-        f.id,
+        id,
     );
     assert_eq!(
         s.finish(&rx).unwrap_err(),
-        (Code::PERMISSION_DENIED, "kv is not granted".to_owned())
+        (Code::RATE_LIMITED, "kv: 10/s".to_owned())
     );
+}
+
+#[test]
+fn host_calls_present_the_token_of_the_longest_granted_prefix() {
+    let s = start();
+    s.grant(&[
+        ("kv", b"t-kv"),
+        ("fs", b"t-fs"),
+        ("fs.read", b"t-fs.read"),
+        ("acme.search", b"t-acme"),
+    ]);
+    let cases: [(&str, &[u8]); 8] = [
+        ("kv.get", b"t-kv"),
+        ("kv", b"t-kv"),
+        ("fs.read.file", b"t-fs.read"),
+        ("fs.read", b"t-fs.read"),
+        ("fs.write.file", b"t-fs"),
+        ("acme.search.query", b"t-acme"),
+        // Not a dotted prefix, or not granted: an empty token.
+        ("kvx.get", b""),
+        ("clock.now", b""),
+    ];
+    for (function, want) in cases {
+        let (_, rx) = s.start_call("hostcall", LONG, function.as_bytes());
+        let (id, got_function, token, _, _) = next_hostcall(&s);
+        assert_eq!(got_function, function);
+        assert_eq!(
+            String::from_utf8_lossy(&token),
+            String::from_utf8_lossy(want),
+            "{function}"
+        );
+        s.send(&Message::Result { payload: b"" }, id);
+        s.finish(&rx).unwrap();
+    }
+}
+
+#[test]
+fn each_grant_replaces_every_token() {
+    let s = start();
+    let token_of = |function: &str| {
+        let (_, rx) = s.start_call("hostcall", LONG, function.as_bytes());
+        let (id, _, token, _, _) = next_hostcall(&s);
+        s.send(&Message::Result { payload: b"" }, id);
+        s.finish(&rx).unwrap();
+        token
+    };
+    assert_eq!(token_of("kv.get"), b"", "before any GRANT");
+    s.grant(&[("kv", b"old"), ("clock", b"c1")]);
+    assert_eq!(token_of("kv.get"), b"old");
+    s.grant(&[("clock", b"c2")]); // key rotation, and kv no longer granted
+    assert_eq!(token_of("kv.get"), b"");
+    assert_eq!(token_of("clock.now"), b"c2");
+    s.grant(&[]);
+    assert_eq!(token_of("clock.now"), b"");
 }
 
 #[test]
 fn an_unanswered_host_call_is_cancelled_at_the_deadline() {
     let s = start();
-    let (_, rx) = s.start_call("hostcall", Duration::from_millis(100), b"key");
+    let (_, rx) = s.start_call("hostcall", Duration::from_millis(100), b"kv.get key");
     let hostcall = s.next_non_log().expect("HOSTCALL");
     assert_eq!(hostcall.kind, Kind::HOSTCALL);
     let cancel = s.next_non_log().expect("CANCEL");
@@ -435,12 +549,180 @@ fn an_unanswered_host_call_is_cancelled_at_the_deadline() {
 #[test]
 fn cancelling_a_call_cancels_its_host_call() {
     let s = start();
-    let (id, rx) = s.start_call("hostcall", NO_DEADLINE, b"key");
+    let (id, rx) = s.start_call("hostcall", NO_DEADLINE, b"kv.get key");
     let hostcall = s.next_non_log().expect("HOSTCALL");
     s.cancel(id);
     let cancel = s.next_non_log().expect("CANCEL");
     assert_eq!((cancel.kind, cancel.id), (Kind::CANCEL, hostcall.id));
     assert_eq!(s.finish(&rx).unwrap_err().0, Code::CANCELLED);
+}
+
+#[test]
+fn context_sleep_ends_early_on_cancel_and_deadline() {
+    let s = start();
+    // Without cancel or deadline it sleeps its time.
+    assert_eq!(s.call("sleep_ctx", LONG, b"1").unwrap(), b"slept");
+    // A cancel wakes it (an hour, so a missed wake-up fails the test).
+    let (id, rx) = s.start_call("sleep_ctx", NO_DEADLINE, b"3600000");
+    s.call("log", LONG, b"sync").unwrap();
+    s.cancel(id);
+    assert_eq!(s.finish(&rx).unwrap_err().0, Code::CANCELLED);
+    // The deadline ends it.
+    let err = s
+        .call("sleep_ctx", Duration::from_millis(50), b"3600000")
+        .unwrap_err();
+    assert_eq!(err.0, Code::DEADLINE_EXCEEDED, "{err:?}");
+}
+
+/// The typed calls of the `json` feature: each sends the documented JSON
+/// with the granted token and decodes the documented result.
+#[cfg(feature = "json")]
+#[test]
+fn typed_host_calls_speak_the_documented_json() {
+    let s = start();
+    s.grant(&[
+        ("kv", b"K"),
+        ("http", b"H"),
+        ("fs.read", b"F"),
+        ("clock", b"C"),
+        ("random", b"R"),
+        ("config", b"G"),
+    ]);
+    // (input, function, token, payload sent, host's result, handler output)
+    let cases: [(&str, &str, &str, &str, &str, &str); 10] = [
+        (
+            "kv.get k",
+            "kv.get",
+            "K",
+            r#"{"key":"k"}"#,
+            r#"{"found":true,"value":"aGk="}"#,
+            "Some([104, 105])",
+        ),
+        (
+            "kv.get k",
+            "kv.get",
+            "K",
+            r#"{"key":"k"}"#,
+            r#"{"found":false,"value":null}"#,
+            "None",
+        ),
+        (
+            "kv.put k=hi",
+            "kv.put",
+            "K",
+            r#"{"key":"k","value":"aGk="}"#,
+            r#"{"used":3,"quota":100}"#,
+            "()",
+        ),
+        (
+            "kv.delete k",
+            "kv.delete",
+            "K",
+            r#"{"key":"k"}"#,
+            r#"{"deleted":true}"#,
+            "true",
+        ),
+        (
+            "kv.list u/",
+            "kv.list",
+            "K",
+            r#"{"after":"","limit":10,"prefix":"u/"}"#,
+            r#"{"keys":["u/1"],"more":true}"#,
+            r#"KeyPage { keys: ["u/1"], more: true }"#,
+        ),
+        (
+            "http.get https://a.example/",
+            "http.fetch",
+            "H",
+            r#"{"method":"GET","url":"https://a.example/"}"#,
+            r#"{"status":200,"headers":{"A":["1","2"]},"body":"b2s=","url":"https://a.example/x"}"#,
+            r#"HttpResponse { status: 200, headers: {"A": ["1", "2"]}, body: [111, 107], url: "https://a.example/x" }"#,
+        ),
+        (
+            "fs.read.file data/a",
+            "fs.read.file",
+            "F",
+            r#"{"path":"data/a"}"#,
+            r#"{"data":"AAE="}"#,
+            "[0, 1]",
+        ),
+        (
+            "clock.now",
+            "clock.now",
+            "C",
+            "{}",
+            r#"{"unix_nano":1500000000,"rfc3339":"x"}"#,
+            "1.5s",
+        ),
+        (
+            "random.bytes 2",
+            "random.bytes",
+            "R",
+            r#"{"n":2}"#,
+            r#"{"bytes":"//8="}"#,
+            "[255, 255]",
+        ),
+        (
+            "config.get units",
+            "config.get",
+            "G",
+            r#"{"key":"units"}"#,
+            r#"{"value":"metric"}"#,
+            r#""metric""#,
+        ),
+    ];
+    for (input, function, token, payload, result, want) in cases {
+        let (_, rx) = s.start_call("typed", LONG, input.as_bytes());
+        let (id, got_function, got_token, got_payload, _) = next_hostcall(&s);
+        assert_eq!(
+            (got_function.as_str(), &got_token[..]),
+            (function, token.as_bytes()),
+            "{input}"
+        );
+        // Compare as JSON values: key order is not part of the contract.
+        let got: serde_json::Value = serde_json::from_slice(&got_payload).unwrap();
+        let sent: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(got, sent, "{input}: payload");
+        s.send(
+            &Message::Result {
+                payload: result.as_bytes(),
+            },
+            id,
+        );
+        assert_eq!(text(s.finish(&rx)).unwrap(), want, "{input}");
+    }
+
+    // The host's error codes come back as the typed errors: the handler's
+    // `?` passes each on with its code.
+    for code in [
+        Code::PERMISSION_DENIED,
+        Code::BUDGET_EXCEEDED,
+        Code::INVALID_TOKEN,
+    ] {
+        let (_, rx) = s.start_call("typed", LONG, b"kv.put k=v");
+        let (id, ..) = next_hostcall(&s);
+        s.send(
+            &Message::Error(wire::Failure {
+                code,
+                message: "no".into(),
+            }),
+            id,
+        );
+        assert_eq!(s.finish(&rx).unwrap_err(), (code, "no".to_owned()));
+    }
+
+    // A result of the wrong shape is an internal error naming the field.
+    let (_, rx) = s.start_call("typed", LONG, b"kv.get k");
+    let (id, ..) = next_hostcall(&s);
+    s.send(
+        &Message::Result {
+            payload: br#"{"found":true,"value":"not base64!"}"#,
+        },
+        id,
+    );
+    let (code, msg) = s.finish(&rx).unwrap_err();
+    assert_eq!(code, Code::INTERNAL);
+    assert!(msg.contains("kv.get") && msg.contains("\"value\""), "{msg}");
 }
 
 #[test]
@@ -459,18 +741,22 @@ fn shutdown_drains_in_flight_calls_then_says_goodbye() {
 }
 
 #[test]
-fn shutdown_cancels_what_outlives_the_grace_period() {
+fn shutdown_leaves_what_outlives_the_grace_period_unanswered() {
     let mut s = start();
     let (_, stuck) = s.start_call("until_cancelled", NO_DEADLINE, b"");
     s.call("log", LONG, b"sync").unwrap(); // the handler is running
     s.shutdown(Duration::ZERO);
-    let (code, msg) = s.finish(&stuck).unwrap_err();
-    assert_eq!(code, Code::CANCELLED);
-    assert!(msg.contains("shut down"), "{msg}");
+    // GOODBYE, then exit 0; the call gets no reply (its handler is
+    // cancelled, and the host fails the call when the plugin exits).
     let f = s.next_non_log().expect("GOODBYE");
-    assert_eq!(f.kind, Kind::GOODBYE);
+    assert_eq!((f.kind, f.id), (Kind::GOODBYE, 0));
     let st = s.wait();
     assert!(st.success(), "exit status {st}");
+    while s.next_other().is_some() {}
+    match stuck.recv_timeout(host::PATIENCE) {
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+        other => panic!("the call was answered after the grace period: {other:?}"),
+    }
 }
 
 #[test]
@@ -545,11 +831,15 @@ fn protocol_errors_end_the_session_with_an_error_frame() {
     };
     let mut short_call = Header::encode(Kind::CALL, 3, 3).to_vec();
     short_call.extend_from_slice(&[0, 0, 0]);
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    // Two tokens announced, none there.
+    let mut short_grant = Header::encode(Kind::GRANT, 0, 2).to_vec();
+    short_grant.extend_from_slice(&[2, 0]);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         ("oversized", oversized, "too large"),
         ("call id 0", id0, "id 0"),
         ("welcome from the host", welcome, "welcome"),
         ("truncated field", short_call, "timeout_ns"),
+        ("malformed grant", short_grant, "grant frame"),
     ];
     for (name, bytes, want) in cases {
         let mut s = start();
@@ -628,4 +918,57 @@ fn run_by_hand_it_explains_itself_and_exits_2() {
         assert!(stderr.contains("echo, deadline"), "{stderr}");
         assert!(stderr.contains(want), "{stderr} lacks {want:?}");
     }
+}
+
+/// Voluntary context switches of each thread of `pid`, by thread id.
+#[cfg(target_os = "linux")]
+fn switches_by_thread(pid: u32) -> std::collections::HashMap<String, u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let n = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            (t.file_name().to_string_lossy().into_owned(), n)
+        })
+        .collect()
+}
+
+/// One call at a time, the thread that reads a call runs it and reads the
+/// next: no other thread is woken per call (each wake is a context switch
+/// on a call's path). Counted, not timed: the second busiest thread blocks
+/// far less than once per call.
+#[cfg(target_os = "linux")]
+#[test]
+fn sequential_calls_wake_no_second_thread() {
+    let s = start();
+    for _ in 0..100 {
+        s.call("echo", LONG, b"warm up").unwrap(); // the pool and the watcher
+    }
+    let pid = s.child.id();
+    let before = switches_by_thread(pid);
+    const N: u64 = 2000;
+    for _ in 0..N {
+        s.call("echo", LONG, b"0123456789abcdef").unwrap();
+    }
+    let after = switches_by_thread(pid);
+    let mut grew: Vec<u64> = after
+        .iter()
+        .map(|(t, n)| n - before.get(t).copied().unwrap_or(0))
+        .collect();
+    grew.sort_unstable_by(|a, b| b.cmp(a));
+    assert!(
+        grew[0] >= N,
+        "the reading thread blocked {} times in {N} calls",
+        grew[0]
+    );
+    assert!(
+        grew.get(1).copied().unwrap_or(0) < N / 4,
+        "a second thread blocked {} times in {N} calls: threads wake per call ({grew:?})",
+        grew[1]
+    );
 }

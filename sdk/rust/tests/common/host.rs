@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use airlock_plugin::wire::{self, Code, Failure, Header, Hello, Kind, Message, Status};
+use airlock_plugin::wire::{
+    self, Code, Failure, Grant, Header, Hello, Kind, Message, Status, Token,
+};
 
 /// How long any single wait in a test may take before the test fails
 /// instead of hanging.
@@ -299,6 +301,18 @@ impl Session {
     ) -> Result<Vec<u8>, CallError> {
         let (_, rx) = self.start_call(function, timeout, payload);
         self.finish(&rx)
+    }
+
+    /// Sends GRANT with these (capability, token) pairs.
+    pub fn grant(&self, tokens: &[(&str, &[u8])]) {
+        let tokens = tokens
+            .iter()
+            .map(|(c, t)| Token {
+                capability: (*c).into(),
+                token: t,
+            })
+            .collect();
+        self.send(&Message::Grant(Grant { tokens }), 0);
     }
 
     pub fn cancel(&self, id: u64) {
