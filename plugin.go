@@ -49,10 +49,18 @@ type Plugin struct {
 	mu       sync.Mutex
 	decision policy.Decision  // the latest activation's capability decision
 	sandbox  *sandbox.Sandbox // the latest instance's
+	// tasksRefused sums the refused tasks of the instances before the
+	// latest, so that Status counts since load, as its other counters do.
+	tasksRefused int64
 }
 
 func (p *Plugin) setSandbox(sb *sandbox.Sandbox) {
 	p.mu.Lock()
+	if p.sandbox != nil {
+		// The previous instance has exited and its sandbox is closed:
+		// these are its final counts.
+		p.tasksRefused += p.sandbox.Events().PidsMax
+	}
 	p.sandbox = sb
 	p.mu.Unlock()
 }

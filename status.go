@@ -53,7 +53,8 @@ type Status struct {
 	Protections []ProtectionStatus
 	// Violations counts the times a limit of the plugin's envelope ended
 	// it, per limit ("memory", "seccomp", "cpu_time", "disk"); TasksRefused
-	// counts forks and threads refused at its task limit.
+	// counts forks and threads refused at its task limit. Both count since
+	// load, across restarts.
 	Violations   map[string]uint64
 	TasksRefused int64
 }
@@ -62,11 +63,10 @@ type Status struct {
 func (p *Plugin) Status() Status {
 	s := p.sup.Status()
 	p.mu.Lock()
-	d, sb := p.decision, p.sandbox
+	d, sb, tasksRefused := p.decision, p.sandbox, p.tasksRefused
 	p.mu.Unlock()
-	var tasksRefused int64
 	if sb != nil {
-		tasksRefused = sb.Events().PidsMax
+		tasksRefused += sb.Events().PidsMax
 	}
 	return Status{
 		Capabilities: capabilityStatus(d, p.host.broker.Stats()),

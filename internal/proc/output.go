@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -32,6 +33,10 @@ const (
 type Output struct {
 	Logger *slog.Logger
 	Budget *rate.Limiter // nil: unlimited
+	// Drops, when set, also counts every line dropped for budget: the
+	// supervisor's LogDropped, shared by all of a plugin's instances and
+	// with its LOG frames.
+	Drops *atomic.Uint64
 
 	mu      sync.Mutex
 	tail    []string
@@ -102,6 +107,9 @@ func (o *Output) line(stream string, raw []byte, cut int) {
 		o.dropped[stream]++
 		o.total++
 		o.mu.Unlock()
+		if o.Drops != nil {
+			o.Drops.Add(1)
+		}
 		return
 	}
 	o.mu.Lock()

@@ -229,6 +229,11 @@ func (p *Process) wait() {
 	p.killMu.Unlock()
 	p.exit = newExitError(p.pid, p.cmd.ProcessState, err, reason, p.out.stderrTail())
 	if p.contain != nil {
+		if reason != "" {
+			// The host sent the SIGKILL itself: however much CPU time the
+			// process had used, its CPU limit did not end it.
+			cpu = 0
+		}
 		p.exit.Limit = p.contain.Limit(p.exit.Signal, cpu)
 	}
 	close(p.done)

@@ -78,7 +78,7 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		Args:    m.Entry.Args,
 		Dir:     m.Dir,
 		Env:     s.env(id),
-		Output:  &proc.Output{Logger: s.log.With("source", "output"), Budget: s.budget},
+		Output:  &proc.Output{Logger: s.log.With("source", "output"), Budget: s.budget, Drops: &s.counts.logDropped},
 	}
 	if s.cfg.Contain != nil {
 		pcfg.Contain = func(ctx context.Context, cmd *exec.Cmd) (proc.Containment, error) { return s.cfg.Contain(ctx, cmd, id) }
