@@ -57,7 +57,12 @@ func (o *Output) stderrTail() []string {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]string(nil), o.tail...)
+	// Escaped here, once, rather than for every line of a flood.
+	out := make([]string, len(o.tail))
+	for i, l := range o.tail {
+		out[i] = Sanitize(l)
+	}
+	return out
 }
 
 // capture reads one stream until EOF or until its read deadline passes.
@@ -96,7 +101,7 @@ func (o *Output) line(stream string, raw []byte, cut int) {
 			copy(o.tail, o.tail[1:])
 			o.tail = o.tail[:tailLines-1]
 		}
-		o.tail = append(o.tail, Sanitize(truncate(text, maxTailLine)))
+		o.tail = append(o.tail, truncate(text, maxTailLine))
 		o.mu.Unlock()
 	}
 	if o.Budget != nil && !o.Budget.Allow() {
