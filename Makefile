@@ -7,7 +7,10 @@ FUZZTIME ?= 10s
 # Package patterns whose tests run in `make test`.
 PKGS     ?= ./...
 
-.PHONY: all build demo test test-go test-fuzz check-format vet cross clean
+# Rust crates: the SDK, its conformance plugin and the example.
+RUST_CRATES ?= sdk/rust internal/testing/misbehave-rust examples/wordfreq-rust
+
+.PHONY: all build demo test test-go test-rust test-fuzz check-format vet cross clean
 
 all: build
 
@@ -17,8 +20,19 @@ build:
 demo: build
 	./bin/airlock demo
 
-test: check-format vet cross test-go test-fuzz bench-test
+test: check-format vet cross test-rust test-go test-fuzz bench-test
 	@echo "make test: all passed"
+
+# fmt, clippy (warnings are errors) and tests for each crate, with and
+# without default features for the SDK; then the example's release build,
+# which `airlock call` and the demo run.
+test-rust:
+	@for c in $(RUST_CRATES); do \
+		echo "== $$c"; \
+		(cd $$c && cargo fmt --check && cargo clippy --quiet --all-targets -- -D warnings && cargo test --quiet) || exit 1; \
+	done
+	cd sdk/rust && cargo clippy --quiet --all-targets --no-default-features -- -D warnings && cargo test --quiet --no-default-features
+	cd examples/wordfreq-rust && cargo build --release --quiet
 
 check-format:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

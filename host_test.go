@@ -142,6 +142,46 @@ func newHost(t *testing.T) (*airlock.Host, *logSink) {
 	return h, sink
 }
 
+// lang is one plugin SDK the conformance tests run against: the same
+// misbehaving plugin, written with each SDK.
+type lang struct {
+	name string
+	sdk  string // prefix of the SDK name the plugin reports
+	bin  func(t *testing.T) string
+}
+
+var languages = []lang{
+	{"go", "airlock-go/", func(t *testing.T) string {
+		return fixture.GoBinary(t, fixture.Module+"/internal/testing/misbehave")
+	}},
+	{"rust", "airlock-rust/", func(t *testing.T) string {
+		return fixture.RustBinary(t, "internal/testing/misbehave-rust", "misbehave")
+	}},
+}
+
+// eachLanguage runs f once per SDK: one test table, both languages.
+func eachLanguage(t *testing.T, f func(t *testing.T, l lang)) {
+	for _, l := range languages {
+		t.Run(l.name, func(t *testing.T) { f(t, l) })
+	}
+}
+
+// dir lays out l's misbehaving plugin started with -mode=mode.
+func (l lang) dir(t *testing.T, mode string) string {
+	return fixture.PluginDir(t, l.bin(t), fmt.Sprintf(misbehaveManifest, mode))
+}
+
+func (l lang) load(t *testing.T, h *airlock.Host) *airlock.Plugin {
+	t.Helper()
+	p, err := h.Load(context.Background(), l.dir(t, "serve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// misbehaveDir and loadMisbehave use the Go plugin, for tests about the
+// host rather than the SDK.
 func misbehaveDir(t *testing.T, mode string) string {
 	return fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/internal/testing/misbehave"), fmt.Sprintf(misbehaveManifest, mode))
 }
@@ -178,72 +218,78 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestHost_Load_Negotiates(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	st := p.Status()
-	if st.State != airlock.StateOperate || st.Protocol != 1 || !strings.HasPrefix(st.SDK, "airlock-go/") || st.PID == 0 {
-		t.Fatalf("status after load: %+v", st)
-	}
-	if got := call(t, p, "echo", "hi"); got != "hi" {
-		t.Fatalf("echo = %q", got)
-	}
-	if _, ok := h.Plugin("misbehave"); !ok {
-		t.Fatal("Host.Plugin does not find the loaded plugin")
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		st := p.Status()
+		if st.State != airlock.StateOperate || st.Protocol != 1 || !strings.HasPrefix(st.SDK, l.sdk) || st.PID == 0 {
+			t.Fatalf("status after load: %+v", st)
+		}
+		if got := call(t, p, "echo", "hi"); got != "hi" {
+			t.Fatalf("echo = %q", got)
+		}
+		if _, ok := h.Plugin("misbehave"); !ok {
+			t.Fatal("Host.Plugin does not find the loaded plugin")
+		}
+	})
 }
 
 func TestHost_Load_VersionMismatch(t *testing.T) {
-	t.Run("plugin speaks only a newer version", func(t *testing.T) {
-		h, _ := newHost(t)
-		_, err := h.Load(context.Background(), misbehaveDir(t, "wrong-version"))
-		if !errors.Is(err, airlock.ErrVersionMismatch) || !strings.Contains(err.Error(), "host speaks v1, plugin speaks v9") {
-			t.Fatalf("got %v, want a version mismatch naming both ranges", err)
-		}
-	})
-	t.Run("host speaks only a newer version", func(t *testing.T) {
-		sink := &logSink{}
-		h, err := airlock.NewHostWithConfig(context.Background(),
-			airlock.WithProtocolVersions(airlock.NewHostConfig().WithLogger(slog.New(sink.handler())), 2, 3))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close(context.Background())
-		_, err = h.Load(context.Background(), misbehaveDir(t, "serve"))
-		if !errors.Is(err, airlock.ErrVersionMismatch) || !strings.Contains(err.Error(), "host speaks v2–v3, plugin speaks v1") {
-			t.Fatalf("got %v, want the plugin's refusal naming both ranges", err)
-		}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		t.Run("plugin speaks only a newer version", func(t *testing.T) {
+			h, _ := newHost(t)
+			_, err := h.Load(context.Background(), l.dir(t, "wrong-version"))
+			if !errors.Is(err, airlock.ErrVersionMismatch) || !strings.Contains(err.Error(), "host speaks v1, plugin speaks v9") {
+				t.Fatalf("got %v, want a version mismatch naming both ranges", err)
+			}
+		})
+		t.Run("host speaks only a newer version", func(t *testing.T) {
+			sink := &logSink{}
+			h, err := airlock.NewHostWithConfig(context.Background(),
+				airlock.WithProtocolVersions(airlock.NewHostConfig().WithLogger(slog.New(sink.handler())), 2, 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close(context.Background())
+			_, err = h.Load(context.Background(), l.dir(t, "serve"))
+			if !errors.Is(err, airlock.ErrVersionMismatch) || !strings.Contains(err.Error(), "host speaks v2–v3, plugin speaks v1") {
+				t.Fatalf("got %v, want the plugin's refusal naming both ranges", err)
+			}
+		})
 	})
 }
 
 func TestHost_Load_Failures(t *testing.T) {
-	tests := []struct {
-		mode  string
-		stage string
-		want  []string
-	}{
-		{"exit-during-handshake", "init", []string{"exited with status 7", "giving up during the handshake on purpose"}},
-		{"garbage", "init", []string{"does not speak the Airlock protocol"}},
-		{"no-welcome", "init", []string{"no answer to hello within limits.startup_timeout"}},
-		{"missing-export", "negotiate", []string{"does not export: crash, deadline"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.mode, func(t *testing.T) {
-			h, _ := newHost(t)
-			_, err := h.Load(context.Background(), misbehaveDir(t, tc.mode))
-			var le *airlock.LoadError
-			if !errors.As(err, &le) || le.Stage != tc.stage {
-				t.Fatalf("got %v, want a *LoadError at stage %s", err, tc.stage)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
+	eachLanguage(t, func(t *testing.T, l lang) {
+		tests := []struct {
+			mode  string
+			stage string
+			want  []string
+		}{
+			{"exit-during-handshake", "init", []string{"exited with status 7", "giving up during the handshake on purpose"}},
+			{"garbage", "init", []string{"does not speak the Airlock protocol"}},
+			{"no-welcome", "init", []string{"no answer to hello within limits.startup_timeout"}},
+			{"missing-export", "negotiate", []string{"does not export: crash, deadline"}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.mode, func(t *testing.T) {
+				h, _ := newHost(t)
+				_, err := h.Load(context.Background(), l.dir(t, tc.mode))
+				var le *airlock.LoadError
+				if !errors.As(err, &le) || le.Stage != tc.stage {
+					t.Fatalf("got %v, want a *LoadError at stage %s", err, tc.stage)
 				}
-			}
-			if len(h.Plugins()) != 0 {
-				t.Fatal("a failed load left a plugin registered")
-			}
-		})
-	}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				if len(h.Plugins()) != 0 {
+					t.Fatal("a failed load left a plugin registered")
+				}
+			})
+		}
+	})
 }
 
 func TestHost_Load_DigestMismatchRefused(t *testing.T) {
@@ -276,155 +322,165 @@ func TestHost_Load_BadManifest(t *testing.T) {
 }
 
 func TestPlugin_Call_HammerFromManyGoroutines(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	const goroutines, perGoroutine = 64, 10_000 / 64
-	var wrong atomic.Int64
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range perGoroutine + 1 {
-				in := fmt.Sprintf("%d/%d/%s", g, i, strings.Repeat("z", (g*i)%300))
-				out, err := p.Call(context.Background(), "echo", []byte(in))
-				if err != nil || string(out) != in {
-					wrong.Add(1)
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		const goroutines, perGoroutine = 64, 10_000 / 64
+		var wrong atomic.Int64
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perGoroutine + 1 {
+					in := fmt.Sprintf("%d/%d/%s", g, i, strings.Repeat("z", (g*i)%300))
+					out, err := p.Call(context.Background(), "echo", []byte(in))
+					if err != nil || string(out) != in {
+						wrong.Add(1)
+					}
 				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := wrong.Load(); n != 0 {
-		t.Fatalf("%d of %d calls were wrong", n, goroutines*(perGoroutine+1))
-	}
-	if st := p.Status(); st.Calls < 10_000 || st.Failed != 0 || st.Restarts != 0 {
-		t.Fatalf("status after the hammer: %+v", st)
-	}
+			}()
+		}
+		wg.Wait()
+		if n := wrong.Load(); n != 0 {
+			t.Fatalf("%d of %d calls were wrong", n, goroutines*(perGoroutine+1))
+		}
+		if st := p.Status(); st.Calls < 10_000 || st.Failed != 0 || st.Restarts != 0 {
+			t.Fatalf("status after the hammer: %+v", st)
+		}
+	})
 }
 
 func TestPlugin_Call_DeadlineReachesHandler(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	var got struct {
-		HasDeadline bool  `json:"has_deadline"`
-		LeftMS      int64 `json:"left_ms"`
-	}
-	got, err := airlock.CallJSON[struct {
-		HasDeadline bool  `json:"has_deadline"`
-		LeftMS      int64 `json:"left_ms"`
-	}](ctx, p, "deadline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.HasDeadline || got.LeftMS > 1500 || got.LeftMS < 500 {
-		t.Fatalf("handler saw deadline=%v with %d ms left; want the caller's ~1500 ms", got.HasDeadline, got.LeftMS)
-	}
-	// Without a caller deadline the manifest's timeout (5s) applies.
-	out, err := p.Call(context.Background(), "deadline", nil)
-	if err != nil || json.Unmarshal(out, &got) != nil || !got.HasDeadline || got.LeftMS > 5000 || got.LeftMS < 4000 {
-		t.Fatalf("without a caller deadline: %s %v", out, err)
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		var got struct {
+			HasDeadline bool  `json:"has_deadline"`
+			LeftMS      int64 `json:"left_ms"`
+		}
+		got, err := airlock.CallJSON[struct {
+			HasDeadline bool  `json:"has_deadline"`
+			LeftMS      int64 `json:"left_ms"`
+		}](ctx, p, "deadline", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.HasDeadline || got.LeftMS > 1500 || got.LeftMS < 500 {
+			t.Fatalf("handler saw deadline=%v with %d ms left; want the caller's ~1500 ms", got.HasDeadline, got.LeftMS)
+		}
+		// Without a caller deadline the manifest's timeout (5s) applies.
+		out, err := p.Call(context.Background(), "deadline", nil)
+		if err != nil || json.Unmarshal(out, &got) != nil || !got.HasDeadline || got.LeftMS > 5000 || got.LeftMS < 4000 {
+			t.Fatalf("without a caller deadline: %s %v", out, err)
+		}
+	})
 }
 
 func TestPlugin_Call_DeadlineAndCancelEndTheHandler(t *testing.T) {
-	h, sink := newHost(t)
-	p := loadMisbehave(t, h)
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, sink := newHost(t)
+		p := l.load(t, h)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, err := p.Call(ctx, "sleep", []byte("10000"))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want DeadlineExceeded", err)
-	}
-	// The handler's own deadline and the host's CANCEL race; either ends it.
-	waitFor(t, "the handler to report its deadline", func() bool { return sink.count("handler saw its context end") == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := p.Call(ctx, "sleep", []byte("10000"))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want DeadlineExceeded", err)
+		}
+		// The handler's own deadline and the host's CANCEL race; either ends it.
+		waitFor(t, "the handler to report its deadline", func() bool { return sink.count("handler saw its context end") == 1 })
 
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	_, err = p.Call(ctx, "sleep", []byte("10000"))
-	var ce *airlock.CallError
-	if !errors.Is(err, context.Canceled) || !errors.As(err, &ce) || ce.Code != airlock.CodeCancelled {
-		t.Fatalf("got %v, want a cancelled *CallError", err)
-	}
-	waitFor(t, "the handler to report its cancellation", func() bool {
-		_, ok := sink.find("handler saw its context end", "plugin.err", context.Canceled.Error())
-		return ok && sink.count("handler saw its context end") == 2
+		ctx, cancel = context.WithCancel(context.Background())
+		go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+		_, err = p.Call(ctx, "sleep", []byte("10000"))
+		var ce *airlock.CallError
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &ce) || ce.Code != airlock.CodeCancelled {
+			t.Fatalf("got %v, want a cancelled *CallError", err)
+		}
+		waitFor(t, "the handler to report its cancellation", func() bool {
+			_, ok := sink.find("handler saw its context end", "plugin.err", context.Canceled.Error())
+			return ok && sink.count("handler saw its context end") == 2
+		})
 	})
 }
 
 func TestPlugin_Call_TypedErrors(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	tests := []struct {
-		fn, in   string
-		sentinel error
-		code     airlock.Code
-		text     string
-	}{
-		{"panic", "", airlock.ErrPanic, airlock.CodePanic, "boom on purpose"},
-		{"fail", "x", airlock.ErrBadInput, airlock.CodeBadInput, `refusing "x"`},
-		{"nosuch", "", airlock.ErrUnknownFunction, airlock.CodeUnknownFunction, "it exports: crash, deadline, echo"},
-		{"echo", strings.Repeat("x", 4<<20+1), airlock.ErrTooLarge, airlock.CodeTooLarge, "max_input"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.fn, func(t *testing.T) {
-			_, err := p.Call(context.Background(), tc.fn, []byte(tc.in))
-			var ce *airlock.CallError
-			if !errors.Is(err, tc.sentinel) || !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(err.Error(), tc.text) {
-				t.Fatalf("got %v, want %v (%v) mentioning %q", err, tc.code, tc.sentinel, tc.text)
-			}
-			// The plugin keeps serving.
-			if got := call(t, p, "echo", "still here"); got != "still here" {
-				t.Fatalf("echo after %s = %q", tc.fn, got)
-			}
-		})
-	}
-	if st := p.Status(); st.Restarts != 0 {
-		t.Fatalf("typed errors restarted the plugin: %+v", st)
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		tests := []struct {
+			fn, in   string
+			sentinel error
+			code     airlock.Code
+			text     string
+		}{
+			{"panic", "", airlock.ErrPanic, airlock.CodePanic, "boom on purpose"},
+			{"fail", "x", airlock.ErrBadInput, airlock.CodeBadInput, `refusing "x"`},
+			{"nosuch", "", airlock.ErrUnknownFunction, airlock.CodeUnknownFunction, "it exports: crash, deadline, echo"},
+			{"echo", strings.Repeat("x", 4<<20+1), airlock.ErrTooLarge, airlock.CodeTooLarge, "max_input"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.fn, func(t *testing.T) {
+				_, err := p.Call(context.Background(), tc.fn, []byte(tc.in))
+				var ce *airlock.CallError
+				if !errors.Is(err, tc.sentinel) || !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(err.Error(), tc.text) {
+					t.Fatalf("got %v, want %v (%v) mentioning %q", err, tc.code, tc.sentinel, tc.text)
+				}
+				// The plugin keeps serving.
+				if got := call(t, p, "echo", "still here"); got != "still here" {
+					t.Fatalf("echo after %s = %q", tc.fn, got)
+				}
+			})
+		}
+		if st := p.Status(); st.Restarts != 0 {
+			t.Fatalf("typed errors restarted the plugin: %+v", st)
+		}
+	})
 }
 
 func TestPlugin_Call_CrashMidCallFailsPendingCallsAndRestarts(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	firstPID := p.Status().PID
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		firstPID := p.Status().PID
 
-	const pending = 8
-	errs := make(chan error, pending)
-	for range pending {
-		go func() {
-			_, err := p.Call(context.Background(), "sleep", []byte("20000"))
-			errs <- err
-		}()
-	}
-	waitFor(t, "the calls to be in flight", func() bool { return p.Status().InFlight == pending })
+		const pending = 8
+		errs := make(chan error, pending)
+		for range pending {
+			go func() {
+				_, err := p.Call(context.Background(), "sleep", []byte("20000"))
+				errs <- err
+			}()
+		}
+		waitFor(t, "the calls to be in flight", func() bool { return p.Status().InFlight == pending })
 
-	start := time.Now()
-	_, crashErr := p.Call(context.Background(), "crash", nil)
-	for _, err := range append([]error{crashErr}, collect(errs, pending)...) {
-		var ce *airlock.CallError
-		var ee *airlock.ExitError
-		if !errors.Is(err, airlock.ErrExited) || !errors.As(err, &ce) || ce.Code != airlock.CodeExited || !errors.As(err, &ee) {
-			t.Fatalf("pending call got %v, want an exited *CallError", err)
+		start := time.Now()
+		_, crashErr := p.Call(context.Background(), "crash", nil)
+		for _, err := range append([]error{crashErr}, collect(errs, pending)...) {
+			var ce *airlock.CallError
+			var ee *airlock.ExitError
+			if !errors.Is(err, airlock.ErrExited) || !errors.As(err, &ce) || ce.Code != airlock.CodeExited || !errors.As(err, &ee) {
+				t.Fatalf("pending call got %v, want an exited *CallError", err)
+			}
+			if ee.ExitCode != 3 || ee.PID != firstPID || !strings.Contains(strings.Join(ee.Stderr, "\n"), "crashing mid-call on purpose") {
+				t.Fatalf("exit details: %+v", ee)
+			}
 		}
-		if ee.ExitCode != 3 || ee.PID != firstPID || !strings.Contains(strings.Join(ee.Stderr, "\n"), "crashing mid-call on purpose") {
-			t.Fatalf("exit details: %+v", ee)
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Fatalf("pending calls took %v to fail; they must fail at once", waited)
 		}
-	}
-	if waited := time.Since(start); waited > 5*time.Second {
-		t.Fatalf("pending calls took %v to fail; they must fail at once", waited)
-	}
-	// The next call waits for the restart and succeeds on a new process.
-	if got := call(t, p, "echo", "after restart"); got != "after restart" {
-		t.Fatalf("echo after restart = %q", got)
-	}
-	st := p.Status()
-	if st.PID == firstPID || st.Restarts != 1 || st.Crashes != 1 || !strings.Contains(st.LastExit, "status 3") {
-		t.Fatalf("status after restart: %+v", st)
-	}
+		// The next call waits for the restart and succeeds on a new process.
+		if got := call(t, p, "echo", "after restart"); got != "after restart" {
+			t.Fatalf("echo after restart = %q", got)
+		}
+		st := p.Status()
+		if st.PID == firstPID || st.Restarts != 1 || st.Crashes != 1 || !strings.Contains(st.LastExit, "status 3") {
+			t.Fatalf("status after restart: %+v", st)
+		}
+	})
 }
 
 func collect(ch chan error, n int) []error {
@@ -436,78 +492,82 @@ func collect(ch chan error, n int) []error {
 }
 
 func TestPlugin_Watchdog(t *testing.T) {
-	tests := []struct {
-		name   string
-		wedge  bool // freeze the whole process from outside, as a debugger or a stuck kernel call would
-		reason string
-	}{
-		// hang ignores cancellation: it outlives cancel_grace.
-		{"hung handler", false, "cancelled call(s) still running"},
-		// A stopped process answers no heartbeat.
-		{"wedged process", true, "no answer to a heartbeat"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h, _ := newHost(t)
-			p := loadMisbehave(t, h)
-			firstPID := p.Status().PID
-			if tc.wedge {
-				if err := syscall.Kill(firstPID, syscall.SIGSTOP); err != nil {
-					t.Fatal(err)
+	eachLanguage(t, func(t *testing.T, l lang) {
+		tests := []struct {
+			name   string
+			wedge  bool // freeze the whole process from outside, as a debugger or a stuck kernel call would
+			reason string
+		}{
+			// hang ignores cancellation: it outlives cancel_grace.
+			{"hung handler", false, "cancelled call(s) still running"},
+			// A stopped process answers no heartbeat.
+			{"wedged process", true, "no answer to a heartbeat"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				h, _ := newHost(t)
+				p := l.load(t, h)
+				firstPID := p.Status().PID
+				if tc.wedge {
+					if err := syscall.Kill(firstPID, syscall.SIGSTOP); err != nil {
+						t.Fatal(err)
+					}
+					_, err := p.Call(context.Background(), "echo", nil)
+					var ee *airlock.ExitError
+					if !errors.As(err, &ee) || ee.Signal != "SIGKILL" || !strings.Contains(ee.Reason, tc.reason) {
+						t.Fatalf("call to the wedged plugin got %v, want the watchdog's kill", err)
+					}
+				} else {
+					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					defer cancel()
+					if _, err := p.Call(ctx, "hang", nil); !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("got %v, want the caller's deadline", err)
+					}
 				}
-				_, err := p.Call(context.Background(), "echo", nil)
-				var ee *airlock.ExitError
-				if !errors.As(err, &ee) || ee.Signal != "SIGKILL" || !strings.Contains(ee.Reason, tc.reason) {
-					t.Fatalf("call to the wedged plugin got %v, want the watchdog's kill", err)
+				waitFor(t, "the watchdog to kill and restart the plugin", func() bool {
+					st := p.Status()
+					return st.WatchdogKills == 1 && st.State == airlock.StateOperate && st.PID != firstPID
+				})
+				if st := p.Status(); !strings.Contains(st.LastExit, tc.reason) {
+					t.Fatalf("LastExit %q does not give the watchdog's reason %q", st.LastExit, tc.reason)
 				}
-			} else {
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
-				if _, err := p.Call(ctx, "hang", nil); !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("got %v, want the caller's deadline", err)
+				if got := call(t, p, "echo", "alive"); got != "alive" {
+					t.Fatalf("echo = %q", got)
 				}
-			}
-			waitFor(t, "the watchdog to kill and restart the plugin", func() bool {
-				st := p.Status()
-				return st.WatchdogKills == 1 && st.State == airlock.StateOperate && st.PID != firstPID
 			})
-			if st := p.Status(); !strings.Contains(st.LastExit, tc.reason) {
-				t.Fatalf("LastExit %q does not give the watchdog's reason %q", st.LastExit, tc.reason)
-			}
-			if got := call(t, p, "echo", "alive"); got != "alive" {
-				t.Fatalf("echo = %q", got)
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestPlugin_ProtocolViolationKillsOnlyThatPlugin(t *testing.T) {
-	for _, fn := range []string{"garbage", "oversized"} {
-		t.Run(fn, func(t *testing.T) {
-			h, sink := newHost(t)
-			p := loadMisbehave(t, h)
-			bystanderDir := fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/examples/echo"), echoManifest)
-			bystander, err := h.Load(context.Background(), bystanderDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = p.Call(context.Background(), fn, nil)
-			var ee *airlock.ExitError
-			if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "protocol violation") {
-				t.Fatalf("got %v, want the call to fail with the protocol violation", err)
-			}
-			if _, ok := sink.find("plugin broke the protocol"); !ok {
-				t.Fatal("no log record of the protocol violation")
-			}
-			if got := call(t, bystander, "echo", "unaffected"); got != "unaffected" {
-				t.Fatalf("bystander echo = %q", got)
-			}
-			waitFor(t, "the restart", func() bool { return p.Status().State == airlock.StateOperate })
-			if st := p.Status(); st.ProtocolErrs != 1 {
-				t.Fatalf("ProtocolErrs = %d", st.ProtocolErrs)
-			}
-		})
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		for _, fn := range []string{"garbage", "oversized"} {
+			t.Run(fn, func(t *testing.T) {
+				h, sink := newHost(t)
+				p := l.load(t, h)
+				bystanderDir := fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/examples/echo"), echoManifest)
+				bystander, err := h.Load(context.Background(), bystanderDir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = p.Call(context.Background(), fn, nil)
+				var ee *airlock.ExitError
+				if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "protocol violation") {
+					t.Fatalf("got %v, want the call to fail with the protocol violation", err)
+				}
+				if _, ok := sink.find("plugin broke the protocol"); !ok {
+					t.Fatal("no log record of the protocol violation")
+				}
+				if got := call(t, bystander, "echo", "unaffected"); got != "unaffected" {
+					t.Fatalf("bystander echo = %q", got)
+				}
+				waitFor(t, "the restart", func() bool { return p.Status().State == airlock.StateOperate })
+				if st := p.Status(); st.ProtocolErrs != 1 {
+					t.Fatalf("ProtocolErrs = %d", st.ProtocolErrs)
+				}
+			})
+		}
+	})
 }
 
 const echoManifest = `
@@ -522,64 +582,68 @@ max_output = "4MiB"
 `
 
 func TestPlugin_Close_Drains(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	pid := p.Status().PID
-	inflight := make(chan error, 1)
-	go func() {
-		out, err := p.Call(context.Background(), "sleep", []byte("300"))
-		if err == nil && string(out) != "slept" {
-			err = fmt.Errorf("sleep returned %q", out)
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		pid := p.Status().PID
+		inflight := make(chan error, 1)
+		go func() {
+			out, err := p.Call(context.Background(), "sleep", []byte("300"))
+			if err == nil && string(out) != "slept" {
+				err = fmt.Errorf("sleep returned %q", out)
+			}
+			inflight <- err
+		}()
+		waitFor(t, "the call to be in flight", func() bool { return p.Status().InFlight == 1 })
+		closed := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			p.Close(ctx)
+			close(closed)
+		}()
+		waitFor(t, "draining", func() bool { return p.Status().State == airlock.StateDraining })
+		if _, err := p.Call(context.Background(), "echo", nil); !errors.Is(err, airlock.ErrClosed) {
+			t.Fatalf("call during drain: %v, want ErrClosed", err)
 		}
-		inflight <- err
-	}()
-	waitFor(t, "the call to be in flight", func() bool { return p.Status().InFlight == 1 })
-	closed := make(chan struct{})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Close(ctx)
-		close(closed)
-	}()
-	waitFor(t, "draining", func() bool { return p.Status().State == airlock.StateDraining })
-	if _, err := p.Call(context.Background(), "echo", nil); !errors.Is(err, airlock.ErrClosed) {
-		t.Fatalf("call during drain: %v, want ErrClosed", err)
-	}
-	if err := <-inflight; err != nil {
-		t.Fatalf("the in-flight call did not complete during the drain: %v", err)
-	}
-	<-closed
-	if st := p.Status(); st.State != airlock.StateStopped {
-		t.Fatalf("state after Close: %v", st.State)
-	}
-	if processAlive(pid) {
-		t.Fatalf("plugin process %d survived Close", pid)
-	}
-	if _, ok := h.Plugin("misbehave"); ok {
-		t.Fatal("closed plugin is still registered with its host")
-	}
+		if err := <-inflight; err != nil {
+			t.Fatalf("the in-flight call did not complete during the drain: %v", err)
+		}
+		<-closed
+		if st := p.Status(); st.State != airlock.StateStopped {
+			t.Fatalf("state after Close: %v", st.State)
+		}
+		if processAlive(pid) {
+			t.Fatalf("plugin process %d survived Close", pid)
+		}
+		if _, ok := h.Plugin("misbehave"); ok {
+			t.Fatal("closed plugin is still registered with its host")
+		}
+	})
 }
 
 func TestPlugin_Close_ForcesAHungPlugin(t *testing.T) {
-	h, _ := newHost(t)
-	p := loadMisbehave(t, h)
-	pid := p.Status().PID
-	errc := make(chan error, 1)
-	go func() { _, err := p.Call(context.Background(), "hang", nil); errc <- err }()
-	waitFor(t, "the call to be in flight", func() bool { return p.Status().InFlight == 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	p.Close(ctx)
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("Close took %v", took)
-	}
-	if err := <-errc; !errors.Is(err, airlock.ErrExited) {
-		t.Fatalf("the hung call got %v, want ErrExited", err)
-	}
-	if processAlive(pid) {
-		t.Fatalf("plugin process %d survived Close", pid)
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		pid := p.Status().PID
+		errc := make(chan error, 1)
+		go func() { _, err := p.Call(context.Background(), "hang", nil); errc <- err }()
+		waitFor(t, "the call to be in flight", func() bool { return p.Status().InFlight == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		p.Close(ctx)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("Close took %v", took)
+		}
+		if err := <-errc; !errors.Is(err, airlock.ErrExited) {
+			t.Fatalf("the hung call got %v, want ErrExited", err)
+		}
+		if processAlive(pid) {
+			t.Fatalf("plugin process %d survived Close", pid)
+		}
+	})
 }
 
 func processAlive(pid int) bool {
@@ -588,32 +652,36 @@ func processAlive(pid int) bool {
 }
 
 func TestPlugin_OutputFloodIsBounded(t *testing.T) {
-	h, sink := newHost(t)
-	p := loadMisbehave(t, h)
-	if got := call(t, p, "flood", "20000"); got != "flooded" {
-		t.Fatalf("flood = %q", got)
-	}
-	waitFor(t, "the flood to be counted", func() bool { return p.Status().LogDropped > 0 })
-	kept := sink.count("plugin output") + sink.count("log flood")
-	if kept > 500 {
-		t.Fatalf("%d flood records reached the log; the budget is 50/s with a burst of 50", kept)
-	}
-	if got := call(t, p, "echo", "calm"); got != "calm" {
-		t.Fatalf("echo after flood = %q", got)
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, sink := newHost(t)
+		p := l.load(t, h)
+		if got := call(t, p, "flood", "20000"); got != "flooded" {
+			t.Fatalf("flood = %q", got)
+		}
+		waitFor(t, "the flood to be counted", func() bool { return p.Status().LogDropped > 0 })
+		kept := sink.count("plugin output") + sink.count("log flood")
+		if kept > 500 {
+			t.Fatalf("%d flood records reached the log; the budget is 50/s with a burst of 50", kept)
+		}
+		if got := call(t, p, "echo", "calm"); got != "calm" {
+			t.Fatalf("echo after flood = %q", got)
+		}
+	})
 }
 
 func TestPlugin_LogRecordsReachHostLog(t *testing.T) {
-	h, sink := newHost(t)
-	p := loadMisbehave(t, h)
-	call(t, p, "log", "hello\x1b[31m")
-	r, ok := sink.find("plugin says", "plugin.text", "hello\x1b[31m", "plugin.req.size", "10", "plugin", "misbehave")
-	if !ok {
-		t.Fatal("the plugin's record did not reach the host's log with its attributes")
-	}
-	if r.Level != slog.LevelWarn {
-		t.Fatalf("level %v, want warn", r.Level)
-	}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, sink := newHost(t)
+		p := l.load(t, h)
+		call(t, p, "log", "hello\x1b[31m")
+		r, ok := sink.find("plugin says", "plugin.text", "hello\x1b[31m", "plugin.req.size", "10", "plugin", "misbehave")
+		if !ok {
+			t.Fatal("the plugin's record did not reach the host's log with its attributes")
+		}
+		if r.Level != slog.LevelWarn {
+			t.Fatalf("level %v, want warn", r.Level)
+		}
+	})
 }
 
 func TestHost_TwoHostsAreIndependent(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 
@@ -135,12 +136,32 @@ func (p plugin) Call(ctx context.Context, payload []byte) ([]byte, error) {
 func (p plugin) PID() int                        { return p.p.Status().PID }
 func (p plugin) Close(ctx context.Context) error { return p.p.Close(ctx) }
 
-// newRust starts the airlock-rust system: NewHost, then Load of a Rust echo
-// plugin built with sdk/rust on the process tier, without containment.
-//
-// TODO(lead): wire to the public API (see the package comment).
-func newRust(context.Context, *system.Env) (system.System, error) {
-	return nil, fmt.Errorf("%s: not wired to the airlock API yet (bench/system/airlocksys): %w", system.AirlockRust, system.ErrAbsent)
+// newRust starts the airlock-rust system: NewHost, then Load of a Rust
+// plugin built with sdk/rust (the conformance plugin, whose echo function
+// answers like the Go one) on the process tier, without containment.
+func newRust(ctx context.Context, env *system.Env) (system.System, error) {
+	if _, err := exec.LookPath("cargo"); err != nil {
+		return nil, fmt.Errorf("%s: cargo is not installed: %w", system.AirlockRust, system.ErrAbsent)
+	}
+	project := filepath.Join(env.RepoDir(), "internal", "testing", "misbehave-rust")
+	cmd := exec.CommandContext(ctx, "cargo", "build", "--release", "--quiet", "--manifest-path", filepath.Join(project, "Cargo.toml"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s: cargo build: %v\n%s", system.AirlockRust, err, out)
+	}
+	// A copy in the bin directory, like the Go plugins'.
+	bin := filepath.Join(env.BinDir(), "misbehave-rust")
+	if err := copyFile(filepath.Join(project, "target", "release", "misbehave"), bin); err != nil {
+		return nil, err
+	}
+	return newHost(ctx, env, bin, false)
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // newGoSandboxed starts the airlock-go system with the process tier's
