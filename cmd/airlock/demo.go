@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,8 +23,12 @@ import (
 	"github.com/airlockhq/airlock/policy"
 )
 
-// The demo's plugins: the examples that a fresh clone can build with Go.
-var demoPlugins = []string{"markdown", "pricing", "echo"}
+// The demo's plugins, by folder under the examples: three in Go, and one
+// in Rust when cargo is installed.
+var goPlugins = []string{"markdown", "pricing", "echo"}
+
+// rustPlugin is the Rust example's folder and plugin name.
+const rustPlugin, rustName = "wordfreq-rust", "wordfreq"
 
 // demoDoc is rendered by the markdown plugin: long enough that a render is
 // in flight when the demo kills the plugin.
@@ -44,8 +50,16 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	logs()
 	out := e.stdout
 	fmt.Fprintf(out, "Airlock %s demo\n\n1. Build the example plugins (airlock build)\n", airlock.Version)
-	for _, name := range append(demoPlugins, "rates") {
-		if code := build(ctx, &env{stdout: prefixWriter{out, "   "}, stderr: e.stderr}, filepath.Join(*examples, name)); code != exitOK {
+	folders := append(slices.Clone(goPlugins), "rates")
+	demoPlugins := slices.Clone(goPlugins)
+	if _, err := exec.LookPath("cargo"); err == nil {
+		folders = append(folders, rustPlugin)
+		demoPlugins = append(demoPlugins, rustName)
+	} else {
+		fmt.Fprintf(out, "   (skipping the Rust example: cargo is not installed)\n")
+	}
+	for _, folder := range folders {
+		if code := build(ctx, &env{stdout: prefixWriter{out, "   "}, stderr: e.stderr}, filepath.Join(*examples, folder)); code != exitOK {
 			return code
 		}
 	}
@@ -60,7 +74,11 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 	plugins := map[string]*airlock.Plugin{}
 	for _, name := range demoPlugins {
 		start := time.Now()
-		p, err := h.Load(ctx, filepath.Join(*examples, name))
+		folder := name
+		if name == rustName {
+			folder = rustPlugin
+		}
+		p, err := h.Load(ctx, filepath.Join(*examples, folder))
 		if err != nil {
 			return reportLoad(e, err)
 		}
@@ -71,7 +89,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 				applied++
 			}
 		}
-		fmt.Fprintf(out, "   %-9s pid %-7d protocol v%d  %-17s exports %-12s sandbox %d/%d  loaded in %v\n",
+		fmt.Fprintf(out, "   %-9s pid %-7d protocol v%d  %-19s exports %-17s sandbox %d/%d  loaded in %v\n",
 			name, st.PID, st.Protocol, st.SDK, strings.Join(st.Exports, ","), applied, len(st.Protections), time.Since(start).Round(100*time.Microsecond))
 		plugins[name] = p
 	}
@@ -279,6 +297,19 @@ func demoCall(ctx context.Context, p *airlock.Plugin, i int) error {
 		html, err := p.Call(ctx, "render", []byte(demoDoc))
 		if err == nil && !strings.Contains(string(html), `<h1 id="airlock">Airlock</h1>`) {
 			err = errors.New("markdown rendered something unexpected")
+		}
+		return err
+	case rustName:
+		type top struct {
+			Total int `json:"total"`
+			Top   []struct {
+				Word  string `json:"word"`
+				Count int    `json:"count"`
+			} `json:"top"`
+		}
+		r, err := airlock.CallJSON[top](ctx, p, "top", map[string]any{"text": "to be or not to be, that is the question", "n": 2})
+		if err == nil && (r.Total != 10 || len(r.Top) != 2 || r.Top[0].Count != 2) {
+			err = fmt.Errorf("wordfreq counted %+v", r)
 		}
 		return err
 	case "pricing":
