@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -76,14 +75,28 @@ func New(name, version string) *Plugin {
 	return p
 }
 
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+// validName reports whether name is a valid function name: 1 to 64 of
+// lowercase letters, digits, '_', '.' and '-', starting with a letter. (A
+// regexp would cost every plugin a fifth of a millisecond at start-up.)
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Handle registers h as function. It panics if function is not a valid name
 // (lowercase letters, digits, '_', '.', '-', starting with a letter) or is
 // registered twice: both are mistakes in the plugin's own code, found the
 // first time it runs.
 func (p *Plugin) Handle(function string, h Handler) {
-	if !validName.MatchString(function) {
+	if !validName(function) {
 		panic(fmt.Sprintf("plugin: invalid function name %q: use lowercase letters, digits, '_', '.', '-', starting with a letter", function))
 	}
 	if _, dup := p.handlers[function]; dup {

@@ -240,3 +240,14 @@ func TestServe_NotHosted(t *testing.T) {
 		t.Fatalf("Serve outside a host = %v", err)
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"render": true, "a": true, "kv.get_2-x": true, strings.Repeat("a", 64): true,
+		"": false, "Render": false, "2fa": false, "_x": false, "a b": false, "ü": false, strings.Repeat("a", 65): false,
+	} {
+		if got := validName(name); got != want {
+			t.Errorf("validName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
