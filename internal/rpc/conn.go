@@ -118,6 +118,8 @@ type Conn struct {
 	failOnce sync.Once
 
 	// serving pool
+	watch      *watcher      // plugin side on Linux: lets calls run inline
+	role       atomic.Int32  // roleHeld or roleFree
 	turn       chan struct{} // hands the reading role to an idle worker
 	idle       atomic.Int32
 	running    sync.WaitGroup // handlers running
@@ -178,6 +180,13 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 	}
 	c.fire = c.expire
 	c.w = newWriter(rwc, func(err error) { c.fail(fmt.Errorf("write frame: %w", err)) }, c.done)
+	if opts.Role == RolePlugin {
+		// Only the plugin side: it costs a thread parked in epoll_wait,
+		// one per plugin process, where the host would pay one per plugin.
+		if c.watch = newWatcher(rwc); c.watch != nil {
+			go c.watchLoop()
+		}
+	}
 	go c.worker(true)
 	return c
 }
@@ -233,6 +242,9 @@ func (c *Conn) fail(cause error) {
 		c.mu.Unlock()
 
 		c.dls.stop()
+		if c.watch != nil {
+			c.watch.stop()
+		}
 		c.w.fail(&ClosedError{Cause: cause})
 		close(c.done)
 		for _, cl := range pending {

@@ -36,16 +36,70 @@ func (c *Conn) worker(reading bool) {
 			close(c.readerDone)
 			return
 		}
-		select {
-		case c.turn <- struct{}{}:
-		default:
-			go c.worker(true)
+		if c.inline(req, written) {
+			reading = true // this goroutine took the reading role back
+			continue
 		}
-		c.serve(req, written)
 		if c.idle.Add(1) > maxIdleWorkers {
 			c.idle.Add(-1)
 			return
 		}
+	}
+}
+
+// Reading role: held by one goroutine, or left free while a call runs
+// inline with the socket watched (see watcher).
+const (
+	roleHeld int32 = iota
+	roleFree
+)
+
+// inline runs req on this goroutine. It reports whether this goroutine
+// still holds the reading role afterwards.
+//
+// With a watcher and nothing more already buffered, the role is left free
+// while the call runs; otherwise it is handed to an idle worker (or a new
+// one) first, so frames keep being read during the call.
+func (c *Conn) inline(req *Request, written chan error) bool {
+	if c.watch != nil && c.r.Buffered() == 0 {
+		c.role.Store(roleFree)
+		if c.watch.arm() == nil {
+			c.serve(req, written)
+			if c.role.CompareAndSwap(roleFree, roleHeld) {
+				_ = c.watch.disarm()
+				return true
+			}
+			return false // the watcher gave the role to a worker meanwhile
+		}
+		c.role.Store(roleHeld)
+	}
+	select {
+	case c.turn <- struct{}{}:
+	default:
+		go c.worker(true)
+	}
+	c.serve(req, written)
+	return false
+}
+
+// watch runs for the connection's life: when a frame arrives while every
+// reader is busy with a call, it hands the reading role to a worker. When
+// the connection closes it makes sure one goroutine sees it.
+func (c *Conn) watchLoop() {
+	defer c.watch.close()
+	for c.watch.wait() {
+		if c.role.CompareAndSwap(roleFree, roleHeld) {
+			select {
+			case c.turn <- struct{}{}:
+			default:
+				go c.worker(true)
+			}
+		}
+	}
+	// Stopped: the connection failed. If nobody holds the role, take it so
+	// a worker reads the failure and closes readerDone.
+	if c.role.CompareAndSwap(roleFree, roleHeld) {
+		go c.worker(true)
 	}
 }
 

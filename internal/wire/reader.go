@@ -29,6 +29,10 @@ func NewReader(r io.Reader, size, maxFrame int) *Reader {
 // SetMaxFrame changes the largest frame accepted, as agreed in negotiation.
 func (r *Reader) SetMaxFrame(n int) { r.maxFrame = n }
 
+// Buffered returns how many bytes are read from the stream but not yet
+// taken: the start of frames that need no read to arrive.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
 // MaxFrame returns the largest frame accepted.
 func (r *Reader) MaxFrame() int { return r.maxFrame }
 
