@@ -13,11 +13,21 @@ import (
 // Reading a frame takes two steps, Next for the header and Body or View for
 // the body, so that a caller can size or choose the destination of a large
 // body (a result payload) before a single body byte is copied.
+//
+// Every method may be called again after it returns an error that is not
+// final (a read deadline, os.ErrDeadlineExceeded): no byte read before the
+// error is lost, even in the middle of a frame. This lets a reader be
+// interrupted by a deadline and resume.
 type Reader struct {
 	br       *bufio.Reader
 	maxFrame int
-	left     int    // body bytes of the current frame not read yet
+	left     int    // body bytes of the current frame still in the stream
 	scratch  []byte // reused by View for bodies larger than the buffer
+
+	// A body being read by Body, resumed after an error.
+	inBody bool
+	body   []byte
+	got    int
 }
 
 // NewReader returns a Reader with a buffer of size bytes that accepts frames
@@ -40,11 +50,13 @@ func (r *Reader) MaxFrame() int { return r.maxFrame }
 // frame was not read. At a clean end of stream it returns io.EOF; a stream
 // that ends inside a frame gives io.ErrUnexpectedEOF.
 func (r *Reader) Next() (Header, error) {
+	r.inBody, r.body, r.got = false, nil, 0 // a body left unfinished is dropped
 	if r.left > 0 {
-		if _, err := r.br.Discard(r.left); err != nil {
+		n, err := r.br.Discard(r.left)
+		r.left -= n
+		if err != nil {
 			return Header{}, truncated(err)
 		}
-		r.left = 0
 	}
 	b, err := r.br.Peek(HeaderSize)
 	if err != nil {
@@ -65,17 +77,28 @@ func (r *Reader) Next() (Header, error) {
 // Body reads the rest of the current frame's body into dst, reusing its
 // capacity or allocating exactly the body's size, and returns it. The
 // result belongs to the caller.
+//
+// After an error Body may be called again (with any dst) and continues
+// where it stopped.
 func (r *Reader) Body(dst []byte) ([]byte, error) {
-	n := r.left
-	if cap(dst) < n {
-		dst = make([]byte, n)
+	if !r.inBody {
+		n := r.left
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		r.inBody, r.body, r.got = true, dst[:n], 0
 	}
-	dst = dst[:n]
-	if _, err := io.ReadFull(r.br, dst); err != nil {
-		return nil, truncated(err)
+	for r.got < len(r.body) {
+		m, err := r.br.Read(r.body[r.got:])
+		r.got += m
+		r.left -= m
+		if err != nil {
+			return nil, truncated(err)
+		}
 	}
-	r.left = 0
-	return dst, nil
+	b := r.body
+	r.inBody, r.body, r.got = false, nil, 0
+	return b, nil
 }
 
 // View returns the current frame's body without copying when it fits in the
@@ -83,7 +106,7 @@ func (r *Reader) Body(dst []byte) ([]byte, error) {
 // must outlive it.
 func (r *Reader) View() ([]byte, error) {
 	n := r.left
-	if n <= r.br.Size() {
+	if !r.inBody && n <= r.br.Size() {
 		b, err := r.br.Peek(n)
 		if err != nil {
 			return nil, truncated(err)

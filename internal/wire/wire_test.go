@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -354,4 +355,62 @@ func equalMessages(a, b any) bool {
 		return v
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// interruptingReader returns a timeout after every few bytes, as a
+// connection with a past read deadline does while data trickles in.
+type interruptingReader struct {
+	r     io.Reader
+	every int
+	n     int
+}
+
+var errTimeout = fmt.Errorf("i/o timeout: %w", os.ErrDeadlineExceeded)
+
+func (ir *interruptingReader) Read(p []byte) (int, error) {
+	ir.n++
+	if ir.n%ir.every == 0 {
+		return 0, errTimeout
+	}
+	return ir.r.Read(p)
+}
+
+func TestReader_ResumesAfterInterruptions(t *testing.T) {
+	stream, want := goldenStream(t)
+	big := Result{Payload: bytes.Repeat([]byte("big"), 50_000)}.AppendFrame(nil, 99)
+	stream = append(stream, big...)
+	want = append(want, big)
+	for _, every := range []int{2, 3, 7} {
+		for _, useView := range []bool{false, true} {
+			r := NewReader(&interruptingReader{r: iotest.OneByteReader(bytes.NewReader(stream)), every: every}, 32, DefaultMaxFrame)
+			var got [][]byte
+			for len(got) < len(want) {
+				h, err := r.Next()
+				for errors.Is(err, os.ErrDeadlineExceeded) {
+					h, err = r.Next()
+				}
+				if err != nil {
+					t.Fatalf("every=%d view=%v: Next: %v", every, useView, err)
+				}
+				var b []byte
+				for {
+					if useView {
+						b, err = r.View()
+					} else {
+						b, err = r.Body(nil)
+					}
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						break
+					}
+				}
+				if err != nil {
+					t.Fatalf("every=%d: body: %v", every, err)
+				}
+				got = append(got, AppendFrame(nil, Frame{Kind: h.Kind, ID: h.ID, Body: b}))
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("every=%d view=%v: frames differ after interruptions", every, useView)
+			}
+		}
+	}
 }
