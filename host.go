@@ -35,6 +35,7 @@ type Host struct {
 	cfg     HostConfig
 	log     *slog.Logger
 	digests *supervisor.DigestCache
+	watcher *rpc.Watcher // shared by plugin connections; nil: none
 	broker  *capability.Broker
 	kv      *kv.Store  // nil without a state directory
 	audit   *audit.Log // nil without a state directory
@@ -70,6 +71,14 @@ func NewHostWithConfig(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	if err := h.openCapabilities(); err != nil {
 		return nil, err
+	}
+	// One watcher serves every plugin's connection, so a caller reads its
+	// own reply and an idle plugin costs no goroutine (internal/rpc says
+	// why). Without one each connection keeps a reading goroutine.
+	if w, err := rpc.NewWatcher(); err == nil {
+		h.watcher = w
+	} else {
+		h.log.Debug("no socket watcher; each plugin connection keeps a reading goroutine", "err", err)
 	}
 	if cfg.sandbox {
 		h.openSandbox()
@@ -248,6 +257,7 @@ func (h *Host) Load(ctx context.Context, dir string) (*Plugin, error) {
 		MaxFrame: h.cfg.maxFrame,
 		Versions: h.cfg.versions,
 		Digests:  h.digests,
+		Watcher:  h.watcher,
 		Grant: func(instance string) ([]wire.Token, error) {
 			act, err := h.broker.Activate(context.Background(), name, instance, m.Capabilities)
 			if err != nil {
@@ -341,6 +351,9 @@ func (h *Host) Close(ctx context.Context) error {
 		defer func() {
 			<-h.refreshDone
 			h.closeCapabilities()
+			if h.watcher != nil {
+				h.watcher.Close()
+			}
 			if h.ids != nil {
 				_ = h.ids.Close()
 			}

@@ -119,6 +119,10 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 		}
 	}
 
+	if c.watch != nil && c.opts.Role == RoleHost && c.role.CompareAndSwap(roleFree, roleHeld) {
+		// Nobody reads: read the reply ourselves, no goroutine hand-off.
+		return c.readOwn(ctx, cl, id)
+	}
 	select {
 	case r := <-cl.ch:
 		return r.payload, r.err
@@ -144,6 +148,9 @@ func (c *Conn) expireCall(id uint64) {
 	c.mu.Unlock()
 	if cl != nil && c.abandon(id) {
 		cl.ch <- reply{err: Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed before the plugin answered")}
+		if c.readerCall.Load() == id {
+			c.interrupt() // its caller is reading: stop the read
+		}
 	}
 }
 

@@ -89,6 +89,10 @@ type Options struct {
 	// Now tells the time for OldestAbandoned (tests inject a fake clock);
 	// nil means time.Now.
 	Now func() time.Time
+	// Watcher, when set, watches the socket while nobody reads it (see
+	// Watcher): host callers then read their own replies. A host shares one
+	// among its connections. The plugin side makes its own.
+	Watcher *Watcher
 }
 
 // Conn is one side of a connection. It is safe for concurrent use.
@@ -117,9 +121,17 @@ type Conn struct {
 	done     chan struct{}
 	failOnce sync.Once
 
-	// serving pool
-	watch      *watcher      // plugin side on Linux: lets calls run inline
+	// reading
+	watch      *Watcher      // nil: a goroutine always reads
+	ownWatch   bool          // the watcher is this connection's (plugin side)
+	fd         int           // the socket, for the watcher
+	deadline   deadliner     // interrupts a reading caller
 	role       atomic.Int32  // roleHeld or roleFree
+	readerCall atomic.Uint64 // the host call whose caller reads, or 0
+	bg         sync.WaitGroup
+	calls      chan *Request // incoming calls for idle call workers
+
+	// serving pool
 	turn       chan struct{} // hands the reading role to an idle worker
 	idle       atomic.Int32
 	running    sync.WaitGroup // handlers running
@@ -179,16 +191,53 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 		c.slots = make(chan struct{}, opts.MaxInFlight)
 	}
 	c.fire = c.expire
+	c.calls = make(chan *Request)
 	c.w = newWriter(rwc, func(err error) { c.fail(fmt.Errorf("write frame: %w", err)) }, c.done)
-	if opts.Role == RolePlugin {
-		// Only the plugin side: it costs a thread parked in epoll_wait,
-		// one per plugin process, where the host would pay one per plugin.
-		if c.watch = newWatcher(rwc); c.watch != nil {
-			go c.watchLoop()
+	c.setUpWatch(rwc)
+	if c.watch != nil && opts.Role == RoleHost {
+		// Nobody reads until a caller or the watcher needs to.
+		close(c.readerDone)
+		c.role.Store(roleHeld)
+		if !c.leaveRole() {
+			c.startBackground() // cannot watch: read as without a watcher
 		}
+		return c
 	}
 	go c.worker(true)
 	return c
+}
+
+// deadliner is what interrupting a reader needs of the connection.
+type deadliner interface{ SetReadDeadline(time.Time) error }
+
+// setUpWatch registers the socket with a watcher: the host's shared one, or
+// on the plugin side one of its own. Without one (no socket, no epoll, no
+// read deadlines) a goroutine always reads, as everywhere but Linux.
+func (c *Conn) setUpWatch(rwc io.ReadWriteCloser) {
+	fd, ok := socketFD(rwc)
+	dl, hasDeadline := rwc.(deadliner)
+	if !ok || !hasDeadline {
+		return
+	}
+	w := c.opts.Watcher
+	own := false
+	if w == nil && c.opts.Role == RolePlugin {
+		var err error
+		if w, err = NewWatcher(); err != nil {
+			return
+		}
+		own = true
+	}
+	if w == nil {
+		return
+	}
+	if w.add(c, fd) != nil {
+		if own {
+			w.Close()
+		}
+		return
+	}
+	c.watch, c.ownWatch, c.fd, c.deadline = w, own, fd, dl
 }
 
 // Done is closed when the connection has failed or been closed.
@@ -213,6 +262,7 @@ func (c *Conn) Close(cause error) {
 	}
 	c.fail(cause)
 	<-c.readerDone
+	c.bg.Wait()
 }
 
 // fail closes the connection once. Every pending call receives the error
@@ -243,7 +293,15 @@ func (c *Conn) fail(cause error) {
 
 		c.dls.stop()
 		if c.watch != nil {
-			c.watch.stop()
+			c.watch.remove(c.fd)
+			if c.ownWatch {
+				c.watch.Close()
+			}
+			// A plugin whose role was free has no goroutine to see the
+			// failure: give the role to one so readerDone closes.
+			if c.opts.Role == RolePlugin && c.role.CompareAndSwap(roleFree, roleHeld) {
+				go c.worker(true)
+			}
 		}
 		c.w.fail(&ClosedError{Cause: cause})
 		close(c.done)
@@ -377,6 +435,8 @@ func (c *Conn) release() {
 }
 
 // protocolError closes the connection because the peer broke the protocol.
-func (c *Conn) protocolError(detail string, err error) {
+// It returns errFailed, for frame to return.
+func (c *Conn) protocolError(detail string, err error) error {
 	c.fail(&ProtocolError{Detail: detail, Err: err})
+	return errFailed
 }

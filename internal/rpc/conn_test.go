@@ -45,8 +45,25 @@ func newConn(rwc net.Conn, opts Options) *Conn {
 }
 
 // pair connects a host-side and a plugin-side Conn and closes both when the
-// test ends.
+// test ends. The host side shares a Watcher, as a real host does, so host
+// callers read their own replies.
 func pair(t testing.TB, host, plugin Options) (*Conn, *Conn) {
+	t.Helper()
+	w, err := NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.Watcher = w
+	return pairWith(t, host, plugin, w.Close)
+}
+
+// pairNoWatcher is pair without a Watcher: a goroutine always reads the
+// host side, as on platforms without epoll.
+func pairNoWatcher(t testing.TB, host, plugin Options) (*Conn, *Conn) {
+	return pairWith(t, host, plugin, func() {})
+}
+
+func pairWith(t testing.TB, host, plugin Options, after func()) (*Conn, *Conn) {
 	t.Helper()
 	a, b := socketpair(t)
 	host.Role, plugin.Role = RoleHost, RolePlugin
@@ -54,6 +71,7 @@ func pair(t testing.TB, host, plugin Options) (*Conn, *Conn) {
 	t.Cleanup(func() {
 		h.Close(nil)
 		p.Close(nil)
+		after()
 	})
 	return h, p
 }
@@ -469,5 +487,125 @@ func TestCallCtx_ErrReportsAPassedDeadlineEvenBeforeTheTimer(t *testing.T) {
 	case <-cc.Done():
 	default:
 		t.Fatal("Done is not closed after Err reported the deadline")
+	}
+}
+
+// TestConn_WithoutWatcher runs the essentials with a goroutine always
+// reading the host side, the fallback where epoll is missing.
+func TestConn_WithoutWatcher(t *testing.T) {
+	h, p := pairNoWatcher(t, Options{Handler: echo}, Options{Handler: echo})
+	if h.watch != nil {
+		t.Fatal("the host side has a watcher")
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				in := fmt.Appendf(nil, "%d-%d", g, i)
+				if out, err := h.Call(context.Background(), "echo", time.Second, nil, in); err != nil || !bytes.Equal(out, in) {
+					t.Errorf("call: %q %v", out, err)
+					return
+				}
+				if out, err := p.Call(context.Background(), "kv.echo", time.Second, []byte("t"), in); err != nil || !bytes.Equal(out, in) {
+					t.Errorf("host call: %q %v", out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := h.Call(context.Background(), "block", 20*time.Millisecond, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: %v", err)
+	}
+}
+
+// TestConn_IdleHostStillReads checks that frames the plugin sends while no
+// host call is waiting (log records, host calls from its own goroutines,
+// pongs) are read: the watcher must hand them to a reader.
+func TestConn_IdleHostStillReads(t *testing.T) {
+	logs := make(chan uint64, 4)
+	h, p := pair(t, Options{Handler: echo, OnLog: func(id uint64, _ []byte) { logs <- id }}, Options{Handler: echo})
+	// Let the host side go idle: one call, then nothing pending.
+	if _, err := h.Call(context.Background(), "echo", time.Second, nil, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Post(wire.Log{Message: "idle"}.AppendFrame(nil, 77)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-logs:
+		if id != 77 {
+			t.Fatalf("log for call %d", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a log record sent while the host was idle was never read")
+	}
+	// A host call from the plugin while the host is idle is served.
+	if out, err := p.Call(context.Background(), "kv.echo", time.Second, []byte("t"), []byte("hi")); err != nil || string(out) != "hi" {
+		t.Fatalf("host call while idle: %q %v", out, err)
+	}
+	if _, err := h.Ping(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for h.pingSent.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestConn_ReadingCallerIsInterrupted checks a caller that reads its own
+// reply still ends at its context's end or its timeout, while another
+// caller's reply arrives normally.
+func TestConn_ReadingCallerIsInterrupted(t *testing.T) {
+	h, _ := pair(t, Options{}, Options{Handler: echo})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := h.Call(ctx, "block", 0, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled reading caller: %v", err)
+	}
+	if _, err := h.Call(context.Background(), "block", 20*time.Millisecond, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timed-out reading caller: %v", err)
+	}
+	// After interruptions the connection reads cleanly.
+	if out, err := h.Call(context.Background(), "echo", time.Second, nil, bytes.Repeat([]byte("z"), 100_000)); err != nil || len(out) != 100_000 {
+		t.Fatalf("call after interruptions: %d bytes, %v", len(out), err)
+	}
+}
+
+// TestConn_WatcherClosedUnderLiveConns checks closing a host's watcher
+// while connections still use it strands none of them: an idle connection
+// still receives what its peer sends, and calls keep working.
+func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
+	w, err := NewWatcher()
+	if err != nil {
+		t.Skipf("no watcher on this platform: %v", err)
+	}
+	logs := make(chan uint64, 4)
+	h, p := pairWith(t, Options{Watcher: w, Handler: echo, OnLog: func(id uint64, _ []byte) { logs <- id }}, Options{Handler: echo}, func() {})
+	if _, err := h.Call(context.Background(), "echo", time.Second, nil, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the host side is idle: its role is free and its watch armed
+	if err := p.Post(wire.Log{Message: "after"}.AppendFrame(nil, 5)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-logs:
+		if id != 5 {
+			t.Fatalf("log for call %d", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a frame sent after the watcher closed was never read")
+	}
+	for i := range 100 {
+		if out, err := h.Call(context.Background(), "echo", time.Second, nil, []byte{byte(i)}); err != nil || len(out) != 1 || out[0] != byte(i) {
+			t.Fatalf("call %d after the watcher closed: %v %v", i, out, err)
+		}
+	}
+	// A connection made after the watcher closed reads for itself too.
+	h2, _ := pairWith(t, Options{Watcher: w}, Options{Handler: echo}, func() {})
+	if out, err := h2.Call(context.Background(), "echo", time.Second, nil, []byte("y")); err != nil || string(out) != "y" {
+		t.Fatalf("new connection on a closed watcher: %q %v", out, err)
 	}
 }

@@ -47,13 +47,6 @@ func (c *Conn) worker(reading bool) {
 	}
 }
 
-// Reading role: held by one goroutine, or left free while a call runs
-// inline with the socket watched (see watcher).
-const (
-	roleHeld int32 = iota
-	roleFree
-)
-
 // inline runs req on this goroutine. It reports whether this goroutine
 // still holds the reading role afterwards.
 //
@@ -63,15 +56,18 @@ const (
 func (c *Conn) inline(req *Request, written chan error) bool {
 	if c.watch != nil && c.r.Buffered() == 0 {
 		c.role.Store(roleFree)
-		if c.watch.arm() == nil {
+		if c.watch.arm(c.fd) == nil {
 			c.serve(req, written)
 			if c.role.CompareAndSwap(roleFree, roleHeld) {
-				_ = c.watch.disarm()
+				_ = c.watch.disarm(c.fd)
 				return true
 			}
 			return false // the watcher gave the role to a worker meanwhile
 		}
-		c.role.Store(roleHeld)
+		if !c.role.CompareAndSwap(roleFree, roleHeld) {
+			c.serve(req, written) // the stopping watcher handed the role on
+			return false
+		}
 	}
 	select {
 	case c.turn <- struct{}{}:
@@ -82,67 +78,64 @@ func (c *Conn) inline(req *Request, written chan error) bool {
 	return false
 }
 
-// watch runs for the connection's life: when a frame arrives while every
-// reader is busy with a call, it hands the reading role to a worker. When
-// the connection closes it makes sure one goroutine sees it.
-func (c *Conn) watchLoop() {
-	defer c.watch.close()
-	for c.watch.wait() {
-		if c.role.CompareAndSwap(roleFree, roleHeld) {
-			select {
-			case c.turn <- struct{}{}:
-			default:
-				go c.worker(true)
-			}
-		}
-	}
-	// Stopped: the connection failed. If nobody holds the role, take it so
-	// a worker reads the failure and closes readerDone.
-	if c.role.CompareAndSwap(roleFree, roleHeld) {
-		go c.worker(true)
-	}
-}
-
 // read reads frames, handling each inline, until one is a call for this
 // side to serve. It returns false when the connection failed.
 func (c *Conn) read() (*Request, bool) {
 	for {
-		h, err := c.r.Next()
+		req, err := c.frame()
 		if err != nil {
+			if c.interrupted(err) {
+				continue
+			}
 			c.readFailed(err)
 			return nil, false
+		}
+		if req != nil {
+			return req, true
+		}
+	}
+}
+
+// errFailed reports a frame that made frame fail the connection itself.
+var errFailed = errors.New("connection failed")
+
+// frame reads one frame and handles it: a reply resolves its call, a ping
+// is answered, a log record is passed on. An incoming call is returned to
+// be served. The error is the read's (a deadline interruption can be
+// retried) or errFailed when the frame broke the protocol.
+func (c *Conn) frame() (*Request, error) {
+	{
+		h, err := c.r.Next()
+		if err != nil {
+			return nil, err
 		}
 		switch h.Kind {
 		case c.inK:
 			body, err := c.r.Body(nil) // the handler owns its input
 			if err != nil {
-				c.readFailed(err)
-				return nil, false
+				return nil, err
 			}
 			req, err := c.decodeRequest(h, body)
 			if err != nil {
-				c.protocolError("decode "+h.Kind.String(), err)
-				return nil, false
+				return nil, c.protocolError("decode "+h.Kind.String(), err)
 			}
-			return req, true
+			return req, nil
 
 		case wire.KindResult:
 			body, err := c.r.Body(nil) // the caller owns the result
 			if err != nil {
-				c.readFailed(err)
-				return nil, false
+				return nil, err
 			}
 			m, err := wire.DecodeResult(body)
 			if err != nil || h.ID == 0 {
-				c.protocolError("decode result", err)
-				return nil, false
+				return nil, c.protocolError("decode result", err)
 			}
 			c.resolve(h.ID, reply{payload: m.Payload})
 
 		case wire.KindError:
-			m, ok := view(c, h, wire.DecodeFailure)
-			if !ok {
-				return nil, false
+			m, err := view(c, h, wire.DecodeFailure)
+			if err != nil {
+				return nil, err
 			}
 			e := &Error{Code: m.Code.Normalize(), Message: m.Message, Remote: true}
 			if m.Code != e.Code {
@@ -150,7 +143,7 @@ func (c *Conn) read() (*Request, bool) {
 			}
 			if h.ID == 0 {
 				c.fail(e) // a fatal, connection-level error from the peer
-				return nil, false
+				return nil, errFailed
 			}
 			c.resolve(h.ID, reply{err: e})
 
@@ -174,23 +167,20 @@ func (c *Conn) read() (*Request, bool) {
 
 		case wire.KindLog:
 			if c.opts.Role != RoleHost {
-				c.protocolError("log frame sent to a plugin", nil)
-				return nil, false
+				return nil, c.protocolError("log frame sent to a plugin", nil)
 			}
 			if c.opts.OnLog == nil {
-				continue // Next skips the body
+				return nil, nil // Next skips the body
 			}
 			body, err := c.r.View()
 			if err != nil {
-				c.readFailed(err)
-				return nil, false
+				return nil, err
 			}
 			c.opts.OnLog(h.ID, body)
 
 		case wire.KindGoodbye:
 			if c.opts.Role != RoleHost {
-				c.protocolError("goodbye frame sent to a host", nil)
-				return nil, false
+				return nil, c.protocolError("goodbye frame sent to a host", nil)
 			}
 			if c.opts.OnGoodbye != nil {
 				c.opts.OnGoodbye()
@@ -198,12 +188,11 @@ func (c *Conn) read() (*Request, bool) {
 
 		case wire.KindShutdown:
 			if c.opts.Role != RolePlugin {
-				c.protocolError("shutdown frame sent to a host", nil)
-				return nil, false
+				return nil, c.protocolError("shutdown frame sent to a host", nil)
 			}
-			m, ok := view(c, h, wire.DecodeShutdown)
-			if !ok {
-				return nil, false
+			m, err := view(c, h, wire.DecodeShutdown)
+			if err != nil {
+				return nil, err
 			}
 			if c.opts.OnShutdown != nil {
 				c.opts.OnShutdown(m.Grace)
@@ -211,13 +200,11 @@ func (c *Conn) read() (*Request, bool) {
 
 		case wire.KindGrant:
 			if c.opts.Role != RolePlugin {
-				c.protocolError("grant frame sent to a host", nil)
-				return nil, false
+				return nil, c.protocolError("grant frame sent to a host", nil)
 			}
 			body, err := c.r.View()
 			if err != nil {
-				c.readFailed(err)
-				return nil, false
+				return nil, err
 			}
 			if c.opts.OnGrant != nil {
 				c.opts.OnGrant(body)
@@ -226,28 +213,26 @@ func (c *Conn) read() (*Request, bool) {
 		default:
 			if !h.Kind.Known() {
 				c.stats.UnknownKinds.Add(1) // forward compatibility: skip it
-				continue
+				return nil, nil
 			}
-			c.protocolError(fmt.Sprintf("%v frame is not allowed after negotiation in this direction", h.Kind), nil)
-			return nil, false
+			return nil, c.protocolError(fmt.Sprintf("%v frame is not allowed after negotiation in this direction", h.Kind), nil)
 		}
+		return nil, nil
 	}
 }
 
 // view decodes a small body in place.
-func view[M any](c *Conn, h wire.Header, decode func([]byte) (M, error)) (M, bool) {
+func view[M any](c *Conn, h wire.Header, decode func([]byte) (M, error)) (M, error) {
 	var zero M
 	body, err := c.r.View()
 	if err != nil {
-		c.readFailed(err)
-		return zero, false
+		return zero, err
 	}
 	m, err := decode(body)
 	if err != nil {
-		c.protocolError("decode "+h.Kind.String(), err)
-		return zero, false
+		return zero, c.protocolError("decode "+h.Kind.String(), err)
 	}
-	return m, true
+	return m, nil
 }
 
 func (c *Conn) decodeRequest(h wire.Header, body []byte) (*Request, error) {

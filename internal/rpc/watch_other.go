@@ -2,15 +2,25 @@
 
 package rpc
 
-import "io"
+import (
+	"errors"
+	"io"
+)
 
-// watcher is Linux-only (it needs epoll); elsewhere the reading role is
-// handed to another goroutine before each call runs.
-type watcher struct{}
+// Watcher needs epoll, so it is Linux-only. Elsewhere NewWatcher fails and
+// connections keep a goroutine reading for them.
+type Watcher struct{}
 
-func newWatcher(io.ReadWriteCloser) *watcher { return nil }
-func (*watcher) arm() error                  { return nil }
-func (*watcher) disarm() error               { return nil }
-func (*watcher) wait() bool                  { return false }
-func (*watcher) stop()                       {}
-func (*watcher) close()                      {}
+// NewWatcher reports that this platform has no watcher.
+func NewWatcher() (*Watcher, error) {
+	return nil, errors.New("rpc: no socket watcher on this platform")
+}
+
+// Close does nothing.
+func (*Watcher) Close() {}
+
+func socketFD(io.ReadWriteCloser) (int, bool) { return 0, false }
+func (*Watcher) add(*Conn, int) error         { return errors.New("no watcher") }
+func (*Watcher) remove(int)                   {}
+func (*Watcher) arm(int) error                { return errors.New("no watcher") }
+func (*Watcher) disarm(int) error             { return nil }

@@ -136,6 +136,7 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		CloseError:  func(cause error) error { return s.closeError(inst, cause) },
 		Logger:      s.log,
 		Now:         s.clk.Now,
+		Watcher:     s.cfg.Watcher,
 	})
 	var tokens []wire.Token
 	if s.cfg.Grant != nil {

@@ -66,6 +66,10 @@ type Config struct {
 	Ended func(instance string)
 	// Env is added to the plugin's minimal environment.
 	Env []string
+	// Watcher is the host's socket watcher, shared by its plugins'
+	// connections (see rpc.Watcher); nil keeps a reading goroutine per
+	// connection.
+	Watcher *rpc.Watcher
 }
 
 // Supervisor keeps one plugin running. It is safe for concurrent use.
