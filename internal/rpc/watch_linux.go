@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // Watcher watches the sockets of connections whose reading role is free,
@@ -154,7 +155,7 @@ func (w *Watcher) add(c *Conn, fd int) error {
 	if w.closed {
 		return errWatcherClosed
 	}
-	if err := syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLONESHOT, Fd: int32(fd)}); err != nil {
+	if err := epollCtl(w.epfd, syscall.EPOLL_CTL_ADD, fd, syscall.EPOLLONESHOT); err != nil {
 		return err
 	}
 	w.conns[int32(fd)] = c
@@ -169,7 +170,7 @@ func (w *Watcher) remove(fd int) {
 	if w.closed {
 		return
 	}
-	_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	_ = epollCtl(w.epfd, syscall.EPOLL_CTL_DEL, fd, 0)
 	delete(w.conns, int32(fd))
 }
 
@@ -180,7 +181,7 @@ func (w *Watcher) arm(fd int) error {
 	if w.closed {
 		return errWatcherClosed
 	}
-	return syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_MOD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLONESHOT, Fd: int32(fd)})
+	return epollCtl(w.epfd, syscall.EPOLL_CTL_MOD, fd, syscall.EPOLLIN|syscall.EPOLLONESHOT)
 }
 
 // disarm cancels an armed watch.
@@ -190,5 +191,19 @@ func (w *Watcher) disarm(fd int) error {
 	if w.closed {
 		return nil
 	}
-	return syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_MOD, fd, &syscall.EpollEvent{Events: syscall.EPOLLONESHOT, Fd: int32(fd)})
+	return epollCtl(w.epfd, syscall.EPOLL_CTL_MOD, fd, syscall.EPOLLONESHOT)
+}
+
+// epollCtl is epoll_ctl(2) as a raw system call. It never blocks, so it
+// skips the runtime's system call bookkeeping, which can wake the runtime's
+// monitor thread (a futex wake) on entry: arm and disarm run twice per call
+// on the plugin side, and a CPU profile of the echo plugin showed that wake
+// in 10% of its samples. (It saves CPU; no latency change was measurable.)
+func epollCtl(epfd, op, fd int, events uint32) error {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
