@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -711,5 +712,58 @@ func TestHostConfig_Invalid(t *testing.T) {
 	_, err := airlock.NewHostWithConfig(context.Background(), airlock.NewHostConfig().WithMaxFrame(10))
 	if err == nil || !strings.Contains(err.Error(), "choose a size between") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPlugin_SameProtectionsInEveryLanguage checks a Rust plugin runs under
+// exactly the sandbox a Go plugin gets: the same protections applied, and
+// with seccomp every thread of the running process filtered.
+func TestPlugin_SameProtectionsInEveryLanguage(t *testing.T) {
+	applied := map[string][]string{}
+	eachLanguage(t, func(t *testing.T, l lang) {
+		h, _ := newHost(t)
+		p := l.load(t, h)
+		if _, err := p.Call(context.Background(), "echo", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		st := p.Status()
+		var names []string
+		for _, ps := range st.Protections {
+			if ps.Applied {
+				names = append(names, ps.Name)
+			}
+		}
+		applied[l.name] = names
+		t.Logf("%s plugin, pid %d: applied %v", l.name, st.PID, names)
+		if !slices.Contains(names, "seccomp") {
+			t.Logf("seccomp not applied here (%v); thread filter check skipped", st.Protections)
+			return
+		}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", st.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", st.PID, task.Name()))
+			if err != nil {
+				continue // the thread ended meanwhile
+			}
+			if !strings.Contains(string(b), "\nSeccomp:\t2\n") {
+				t.Errorf("thread %s of the %s plugin is not under the seccomp filter", task.Name(), l.name)
+			}
+		}
+	})
+	var first []string
+	for i, l := range languages {
+		got, ok := applied[l.name]
+		if !ok {
+			continue // skipped (no toolchain)
+		}
+		if i > 0 && first != nil && !slices.Equal(got, first) {
+			t.Errorf("%s plugin got protections %v, %s got %v", l.name, got, languages[0].name, first)
+		}
+		if first == nil {
+			first = got
+		}
 	}
 }
