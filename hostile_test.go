@@ -210,7 +210,7 @@ func assertVisible(t *testing.T, sink *logSink, p *airlock.Plugin) {
 		t.Fatalf("the host's log does not record the start of %s", st.Instance)
 	}
 	in := instancesSeen(sink)[i]
-	if !slices.Contains(pidsOfUID(in.uid), st.PID) {
+	if !slices.Contains(fixture.PIDsOfUID(in.uid), st.PID) {
 		t.Fatalf("pid %d of %s does not run as the uid %d the log records", st.PID, in.instance, in.uid)
 	}
 	prefix := cgroupName(in.plugin, in.instance)
@@ -382,6 +382,23 @@ func assertHostUnharmed(t *testing.T) {
 	}
 }
 
+// threadStatuses reads /proc/<pid>/task/*/status as the host sees it, by
+// thread id; a thread that ends meanwhile is left out.
+func threadStatuses(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(tasks))
+	for _, task := range tasks {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name())); err == nil {
+			out[task.Name()] = string(b)
+		}
+	}
+	return out
+}
+
 func statusField(status, key string) string {
 	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, key+":"); ok {
@@ -481,7 +498,7 @@ func assertNothingSurvived(t *testing.T, sink *logSink, closedAt time.Duration) 
 			t.Errorf("instance %s ran as host uid %d: want an unprivileged uid of its own", in.instance, in.uid)
 			continue
 		}
-		for _, pid := range pidsOfUID(in.uid) {
+		for _, pid := range fixture.PIDsOfUID(in.uid) {
 			if started, ok := processStart(pid); ok && started < closedAt {
 				t.Errorf("process %d of %s (uid %d) survived Close: %s", pid, in.instance, in.uid, processComm(pid))
 			}
@@ -491,26 +508,6 @@ func assertNothingSurvived(t *testing.T, sink *logSink, closedAt time.Duration) 
 			t.Errorf("cgroup %s of %s survived Close", d, in.instance)
 		}
 	}
-}
-
-// pidsOfUID returns the live (non-zombie) processes whose real uid is uid.
-func pidsOfUID(uid int) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil || strings.HasPrefix(statusField(string(st), "State"), "Z") {
-			continue
-		}
-		if f := strings.Fields(statusField(string(st), "Uid")); len(f) > 0 && f[0] == strconv.Itoa(uid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // processStart returns when pid started, as time since boot.
@@ -979,7 +976,7 @@ func TestHostile_SetsidOrphan(t *testing.T) {
 		t.Fatalf("the orphan was not made: %+v", res)
 	}
 	uid := hostUID(t, r.p.Status().PID)
-	tree := pidsOfUID(uid)
+	tree := fixture.PIDsOfUID(uid)
 	if len(tree) < 2 {
 		t.Fatalf("processes of the plugin's uid %d: %v; want the plugin and its orphan", uid, tree)
 	}
@@ -1099,7 +1096,7 @@ func TestHostile_SurviveHostSIGKILL(t *testing.T) {
 		t.Fatal("the host program did not load its plugin within 60s")
 	}
 	uid := hostUID(t, pid)
-	tree := pidsOfUID(uid)
+	tree := fixture.PIDsOfUID(uid)
 	if len(tree) < 2 {
 		t.Fatalf("processes of the plugin's uid %d: %v; want the plugin and its orphan", uid, tree)
 	}
@@ -1121,7 +1118,7 @@ func TestHostile_SurviveHostSIGKILL(t *testing.T) {
 		}
 		return true
 	})
-	if left := pidsOfUID(uid); len(left) > 0 {
+	if left := fixture.PIDsOfUID(uid); len(left) > 0 {
 		t.Errorf("processes of the dead host's plugin (uid %d) survived it: %v", uid, left)
 	}
 
@@ -1240,31 +1237,23 @@ func TestHostile_SeccompEveryThread(t *testing.T) {
 	if uid == 0 || uid == os.Geteuid() || uid == 65534 {
 		t.Errorf("the plugin runs as host uid %d: want an unprivileged uid of its own", uid)
 	}
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		t.Fatal(err)
+	threads := threadStatuses(t, pid)
+	if len(threads) < 2 {
+		t.Errorf("the host sees %d threads of the plugin", len(threads))
 	}
-	if len(tasks) < 2 {
-		t.Errorf("the host sees %d threads of the plugin", len(tasks))
-	}
-	for _, task := range tasks {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
-		if err != nil {
-			continue
-		}
-		s := string(st)
+	for tid, s := range threads {
 		if statusField(s, "Seccomp") != "2" || statusField(s, "NoNewPrivs") != "1" || statusField(s, "CapEff") != "0000000000000000" {
-			t.Errorf("host view of thread %s: Seccomp %q, NoNewPrivs %q, CapEff %q", task.Name(),
+			t.Errorf("host view of thread %s: Seccomp %q, NoNewPrivs %q, CapEff %q", tid,
 				statusField(s, "Seccomp"), statusField(s, "NoNewPrivs"), statusField(s, "CapEff"))
 		}
 		for _, u := range strings.Fields(statusField(s, "Uid")) {
 			if u != strconv.Itoa(uid) {
-				t.Errorf("host view of thread %s: Uid %q, want %d everywhere", task.Name(), statusField(s, "Uid"), uid)
+				t.Errorf("host view of thread %s: Uid %q, want %d everywhere", tid, statusField(s, "Uid"), uid)
 				break
 			}
 		}
 		if g := statusField(s, "Groups"); g != "" {
-			t.Errorf("host view of thread %s: supplementary groups %q, want none", task.Name(), g)
+			t.Errorf("host view of thread %s: supplementary groups %q, want none", tid, g)
 		}
 	}
 	if adj, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err != nil || strings.TrimSpace(string(adj)) != "1000" {

@@ -3,6 +3,8 @@
 package sandbox
 
 import (
+	"github.com/airlockhq/airlock/internal/testing/fixture"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -110,7 +112,7 @@ func TestSandbox_DiesWithHost(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("the sandboxed sleeper %d outlived its SIGKILLed host (poll: %d, %v)", rep.PID, n, err)
 	}
-	if pids := pidsOfUID(rep.UID); len(pids) > 0 {
+	if pids := fixture.PIDsOfUID(rep.UID); len(pids) > 0 {
 		t.Errorf("processes of the plugin's uid %d outlived the host: %v", rep.UID, pids)
 	}
 

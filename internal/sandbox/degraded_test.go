@@ -3,6 +3,8 @@
 package sandbox
 
 import (
+	"github.com/airlockhq/airlock/internal/testing/fixture"
+
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +93,7 @@ func TestDegraded(t *testing.T) {
 				if r.events.TreeKills < 1 {
 					t.Errorf("Events.TreeKills = %d: the sandbox did not kill what the plugin left", r.events.TreeKills)
 				}
-				if slices.Contains(pidsOfUID(r.uid), r.res.PID) {
+				if slices.Contains(fixture.PIDsOfUID(r.uid), r.res.PID) {
 					t.Errorf("the orphan %d survived", r.res.PID)
 				}
 			},

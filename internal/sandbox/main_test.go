@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/testing/attack"
+	"github.com/airlockhq/airlock/internal/testing/fixture"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -352,28 +352,9 @@ func assertNothingLeft(t *testing.T, r *run) {
 	if r.uid == overflowID || r.uid == os.Geteuid() {
 		return // a shared uid: other processes may legitimately hold it
 	}
-	if pids := pidsOfUID(r.uid); len(pids) > 0 {
+	if pids := fixture.PIDsOfUID(r.uid); len(pids) > 0 {
 		t.Errorf("processes of the plugin's uid %d survived: %v", r.uid, pids)
 	}
-}
-
-func pidsOfUID(uid int) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil || strings.Contains(string(st), "State:\tZ") {
-			continue // gone, or a zombie waiting for its reaper
-		}
-		if u, err := hostUID(pid); err == nil && u == uid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // standIn starts a process that plays the host for attacks that aim at
