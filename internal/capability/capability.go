@@ -3,9 +3,9 @@ package capability
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -128,12 +128,7 @@ func (r *Registry) Function(fn string) (Capability, bool) {
 func (r *Registry) Functions() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.funcs))
-	for fn := range r.funcs {
-		out = append(out, fn)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(r.funcs))
 }
 
 // functionsOf returns c's functions, sorted, as a fresh slice.

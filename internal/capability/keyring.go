@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/airlockhq/airlock/internal/token"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/token"
 )
 
 // KeySize is the length of a signing key: 32 random bytes, HMAC-SHA256's
@@ -129,12 +131,7 @@ func (k *Keyring) Prune(now time.Time) int {
 func (k *Keyring) Keys() []uint32 {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	ids := make([]uint32, 0, len(k.keys))
-	for id := range k.keys {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(k.keys))
 }
 
 // Mint signs claims with the current key. It fills in ID when empty and
