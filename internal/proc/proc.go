@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlockhq/airlock/internal/sockio"
 )
 
 // Containment is what a sandbox does around one process. Prepare has
@@ -70,7 +72,7 @@ type Config struct {
 // use.
 type Process struct {
 	cmd     *exec.Cmd
-	conn    *net.UnixConn
+	conn    *sockio.Conn
 	contain Containment
 	out     *Output
 	pid     int
@@ -99,7 +101,12 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		childEnd.Close()
 		return nil, fmt.Errorf("wrap socketpair: %w", err)
 	}
-	conn := fc.(*net.UnixConn)
+	conn, err := sockio.New(fc.(*net.UnixConn))
+	if err != nil {
+		fc.Close()
+		childEnd.Close()
+		return nil, fmt.Errorf("wrap socketpair: %w", err)
+	}
 
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
@@ -178,7 +185,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 }
 
 // Conn returns the host's end of the plugin's socketpair.
-func (p *Process) Conn() *net.UnixConn { return p.conn }
+func (p *Process) Conn() *sockio.Conn { return p.conn }
 
 // Pid returns the process id.
 func (p *Process) Pid() int { return p.pid }

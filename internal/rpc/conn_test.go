@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/airlockhq/airlock/internal/sockio"
 	"github.com/airlockhq/airlock/internal/wire"
 )
 
@@ -40,7 +42,22 @@ func socketpair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
 	return conn(fds[0]), conn(fds[1])
 }
 
-func newConn(rwc net.Conn, opts Options) *Conn {
+// sockpair is socketpair with both ends wrapped as the host and the SDK
+// wrap them (sockio.Conn).
+func sockpair(t testing.TB) (*sockio.Conn, *sockio.Conn) {
+	t.Helper()
+	a, b := socketpair(t)
+	wrap := func(uc *net.UnixConn) *sockio.Conn {
+		c, err := sockio.New(uc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return wrap(a), wrap(b)
+}
+
+func newConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	return New(rwc, wire.NewReader(rwc, 64<<10, wire.DefaultMaxFrame), opts)
 }
 
@@ -54,18 +71,19 @@ func pair(t testing.TB, host, plugin Options) (*Conn, *Conn) {
 		t.Fatal(err)
 	}
 	host.Watcher = w
-	return pairWith(t, host, plugin, w.Close)
+	a, b := sockpair(t)
+	return pairWith(t, a, b, host, plugin, w.Close)
 }
 
-// pairNoWatcher is pair without a Watcher: a goroutine always reads the
-// host side, as on platforms without epoll.
+// pairNoWatcher is pair without a Watcher, over plain net.UnixConns: a
+// goroutine always reads the host side, as on platforms without epoll.
 func pairNoWatcher(t testing.TB, host, plugin Options) (*Conn, *Conn) {
-	return pairWith(t, host, plugin, func() {})
+	a, b := socketpair(t)
+	return pairWith(t, a, b, host, plugin, func() {})
 }
 
-func pairWith(t testing.TB, host, plugin Options, after func()) (*Conn, *Conn) {
+func pairWith(t testing.TB, a, b io.ReadWriteCloser, host, plugin Options, after func()) (*Conn, *Conn) {
 	t.Helper()
-	a, b := socketpair(t)
 	host.Role, plugin.Role = RoleHost, RolePlugin
 	h, p := newConn(a, host), newConn(b, plugin)
 	t.Cleanup(func() {
@@ -582,7 +600,8 @@ func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
 		t.Skipf("no watcher on this platform: %v", err)
 	}
 	logs := make(chan uint64, 4)
-	h, p := pairWith(t, Options{Watcher: w, Handler: echo, OnLog: func(id uint64, _ []byte) { logs <- id }}, Options{Handler: echo}, func() {})
+	a, b := sockpair(t)
+	h, p := pairWith(t, a, b, Options{Watcher: w, Handler: echo, OnLog: func(id uint64, _ []byte) { logs <- id }}, Options{Handler: echo}, func() {})
 	if _, err := h.Call(context.Background(), "echo", time.Second, nil, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +623,8 @@ func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
 		}
 	}
 	// A connection made after the watcher closed reads for itself too.
-	h2, _ := pairWith(t, Options{Watcher: w}, Options{Handler: echo}, func() {})
+	c, d := sockpair(t)
+	h2, _ := pairWith(t, c, d, Options{Watcher: w}, Options{Handler: echo}, func() {})
 	if out, err := h2.Call(context.Background(), "echo", time.Second, nil, []byte("y")); err != nil || string(out) != "y" {
 		t.Fatalf("new connection on a closed watcher: %q %v", out, err)
 	}

@@ -51,18 +51,28 @@ func (c *Conn) worker(reading bool) {
 // still holds the reading role afterwards.
 //
 // With a watcher and nothing more already buffered, the role is left free
-// while the call runs; otherwise it is handed to an idle worker (or a new
-// one) first, so frames keep being read during the call.
+// while the handler runs; otherwise it is handed to an idle worker (or a
+// new one) first, so frames keep being read during the call.
+//
+// The role is taken back after the handler returns and before its reply is
+// written. Taken back after, it raced the caller's next call: when the
+// next frame came before the disarm, the watcher woke and handed the role
+// to another goroutine, a thread wake and a goroutine switch on most
+// sequential calls of a loaded 2-CPU machine (seen in perf as workers
+// started by readable).
 func (c *Conn) inline(req *Request, written chan error) bool {
 	if c.watch != nil && c.r.Buffered() == 0 {
 		c.role.Store(roleFree)
 		if c.watch.arm(c.fd) == nil {
-			c.serve(req, written)
-			if c.role.CompareAndSwap(roleFree, roleHeld) {
+			out, err, ok := c.run(req)
+			held := c.role.CompareAndSwap(roleFree, roleHeld)
+			if held {
 				_ = c.watch.disarm(c.fd)
-				return true
 			}
-			return false // the watcher gave the role to a worker meanwhile
+			if ok {
+				c.answer(req.ID, out, err, written)
+			}
+			return held // false: the watcher gave the role to a worker meanwhile
 		}
 		if !c.role.CompareAndSwap(roleFree, roleHeld) {
 			c.serve(req, written) // the stopping watcher handed the role on
@@ -269,20 +279,30 @@ func (c *Conn) readFailed(err error) {
 
 // serve runs one incoming call and writes its reply.
 func (c *Conn) serve(req *Request, written chan error) {
+	if out, err, ok := c.run(req); ok {
+		c.answer(req.ID, out, err, written)
+	}
+}
+
+// run runs one incoming call's handler. ok is false when the call was not
+// run and needs no answer (the connection closed) or was answered already
+// (draining, overloaded); otherwise the caller must answer it, which ends
+// the call.
+func (c *Conn) run(req *Request) (out []byte, err error, ok bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return nil, nil, false
 	}
 	if c.draining {
 		c.mu.Unlock()
 		c.replyError(req.ID, wire.CodeUnavailable, "the plugin is shutting down")
-		return
+		return nil, nil, false
 	}
 	if int(c.nServing.Load()) >= c.opts.MaxServing {
 		c.mu.Unlock()
 		c.replyError(req.ID, wire.CodeOverloaded, fmt.Sprintf("%d calls are already running", c.opts.MaxServing))
-		return
+		return nil, nil, false
 	}
 	cc := &callCtx{req: req, dl: deadline{index: -1}}
 	if req.Timeout > 0 {
@@ -296,7 +316,7 @@ func (c *Conn) serve(req *Request, written chan error) {
 		c.dls.add(&cc.dl, c.fire)
 	}
 
-	out, err := c.invoke(cc, req)
+	out, err = c.invoke(cc, req)
 
 	c.mu.Lock()
 	delete(c.serving, req.ID)
@@ -305,12 +325,16 @@ func (c *Conn) serve(req *Request, written chan error) {
 		c.dls.remove(&cc.dl)
 	}
 	cc.end(context.Canceled) // derived contexts and AfterFuncs end with the call
+	return out, err, true
+}
 
+// answer writes the reply of a call run returned, and ends the call.
+func (c *Conn) answer(id uint64, out []byte, err error, written chan error) {
 	if err != nil {
 		code, msg := codeOf(err)
-		c.replyError(req.ID, code, msg)
+		c.replyError(id, code, msg)
 	} else {
-		c.replyResult(req.ID, out, written)
+		c.replyResult(id, out, written)
 	}
 	c.nServing.Add(-1)
 	c.running.Done()

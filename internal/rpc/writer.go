@@ -151,13 +151,25 @@ func (w *writer) writeBatch(batch []outFrame) error {
 			w.bufs = append(w.bufs, f.payload)
 		}
 	}
-	bufs := w.bufs // WriteTo consumes its receiver
-	_, err := bufs.WriteTo(w.w)
+	var err error
+	if bw, ok := w.w.(buffersWriter); ok {
+		_, err = bw.WriteBuffers(w.bufs)
+	} else {
+		bufs := w.bufs // WriteTo consumes its receiver
+		_, err = bufs.WriteTo(w.w)
+	}
 	for _, f := range batch {
 		finish(f, err)
 	}
 	clear(w.bufs[:cap(w.bufs)])
 	return err
+}
+
+// buffersWriter writes several buffers with one system call where it can
+// (sockio.Conn does); other writers get net.Buffers' WriteTo, which does the
+// same for a net.Conn.
+type buffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int64, error)
 }
 
 func finish(f outFrame, err error) {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/airlockhq/airlock/internal/sockio"
 )
 
 // hostConn adopts fd 3, the process tier's socketpair end.
@@ -25,5 +27,15 @@ func hostConn() (io.ReadWriteCloser, error) {
 	if err != nil {
 		return nil, &exitCodeError{code: exitProtocol, err: fmt.Errorf("adopt fd 3: %w", err)}
 	}
-	return c, nil
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, &exitCodeError{code: exitNotHosted, err: fmt.Errorf("fd 3 is not a Unix socket: %w", ErrNotHosted)}
+	}
+	sc, err := sockio.New(uc)
+	if err != nil {
+		uc.Close()
+		return nil, &exitCodeError{code: exitProtocol, err: fmt.Errorf("adopt fd 3: %w", err)}
+	}
+	return sc, nil
 }
