@@ -36,6 +36,7 @@ func init() {
 	if len(os.Args) != 2 || os.Args[0] != launcherArg0 {
 		return
 	}
+	t0 := monotonic()
 	// Everything below runs on the main thread: the credentials, bounding
 	// set, Landlock domain and seccomp filter set here are per thread, and
 	// it is this thread that calls execve.
@@ -45,12 +46,13 @@ func init() {
 		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: bad sync descriptor %q\n", os.Args[1])
 		os.Exit(127)
 	}
-	os.Exit(launch(fd))
+	os.Exit(launch(fd, t0))
 }
 
 // launcher is the child side of one launch.
 type launcher struct {
 	sync    int
+	stamps  []stamp
 	spec    launchSpec
 	report  launchReport
 	require map[string]bool
@@ -90,13 +92,15 @@ type launcher struct {
 //  11. rlimits, then a raw execve with argv and envp built in step 0: the
 //     Go runtime allocates in syscall.Exec, and a process near its limits
 //     must not allocate.
-func launch(sync int) int {
-	l := &launcher{sync: sync}
+func launch(sync int, t0 int64) int {
+	l := &launcher{sync: sync, stamps: make([]stamp, 1, 24)}
+	l.stamps[0] = stamp{"launcher init", t0}
 	unix.CloseOnExec(sync)
 	if err := l.readSpec(); err != nil {
 		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: %v\n", err)
 		return 127
 	}
+	l.mark("spec read")
 	l.require = map[string]bool{}
 	for _, r := range l.spec.Require {
 		l.require[r] = true
@@ -125,7 +129,7 @@ func launch(sync int) int {
 	// 2.
 	private := false
 	if l.spec.Mounts != nil {
-		if err := applyMounts(l.spec.Mounts); err != nil {
+		if err := applyMounts(l.spec.Mounts, l.mark); err != nil {
 			var se *sourceError
 			if errors.As(err, &se) {
 				return l.fail("", err)
@@ -148,6 +152,7 @@ func launch(sync int) int {
 			return l.fail("", err)
 		}
 	}
+	l.mark("mounts")
 	// 5.
 	if l.spec.NoNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -168,10 +173,12 @@ func launch(sync int) int {
 			l.applied(Landlock, detail)
 		}
 	}
+	l.mark("landlock")
 	// 7.
 	if err := dropCapabilities(); err != nil {
 		return l.fail("", err)
 	}
+	l.mark("capabilities")
 	// 8.
 	if err := unix.CloseRange(uint(l.spec.KeepFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		if err := cloexecFrom(l.spec.KeepFDs); err != nil {
@@ -192,6 +199,7 @@ func launch(sync int) int {
 			l.applied(Seccomp, fmt.Sprintf("%d instructions", len(raw)))
 		}
 	}
+	l.mark("seccomp")
 	if l.spec.Rlimits != nil {
 		l.applied(Rlimits, "") // retracted below if one fails; the host hears of it
 	}
@@ -206,6 +214,8 @@ func launch(sync int) int {
 		}
 		return 0
 	}
+	l.mark("report")
+	l.report.Stamps = l.stamps
 	if err := l.send(&l.report); err != nil {
 		return 127
 	}
@@ -223,6 +233,18 @@ func launch(sync int) int {
 	_, _, e := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])))
 	return l.fail("", fmt.Errorf("execve %s: %w", l.spec.Path, e))
+}
+
+// mark stamps the end of a step.
+func (l *launcher) mark(stage string) {
+	l.stamps = append(l.stamps, stamp{stage, monotonic()})
+}
+
+// monotonic reads CLOCK_MONOTONIC, which host and launcher share.
+func monotonic() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 // applied records a protection the launcher put in place.

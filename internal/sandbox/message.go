@@ -70,6 +70,17 @@ type launchReport struct {
 	// that caused it, if one did.
 	Error      string `json:"error,omitempty"`
 	Protection string `json:"protection,omitempty"`
+	// Stamps time the launcher's steps, for the host's Debug log and the
+	// spawn benchmarks.
+	Stamps []stamp `json:"stamps,omitempty"`
+}
+
+// stamp is the CLOCK_MONOTONIC time, in nanoseconds, at which a launch
+// reached a named point. The clock is the same in the host and the
+// launcher, so their stamps line up.
+type stamp struct {
+	Stage string `json:"s"`
+	At    int64  `json:"t"`
 }
 
 // mountOp is one step of building the plugin's root. Targets are absolute

@@ -140,7 +140,7 @@ const mountStage = "/tmp"
 
 // applyMounts builds the plugin's root from ops and pivots into it. It runs
 // in the launcher, inside the new user and mount namespaces.
-func applyMounts(ops []mountOp) error {
+func applyMounts(ops []mountOp, mark func(string)) error {
 	// Open every bind source while the host tree is still in view.
 	src := make([]int, len(ops))
 	for i := range src {
@@ -176,6 +176,7 @@ func applyMounts(ops []mountOp) error {
 		}
 		src[i] = fd
 	}
+	mark("mount sources opened")
 
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
@@ -183,6 +184,7 @@ func applyMounts(ops []mountOp) error {
 	if err := unix.Mount("tmpfs", mountStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755"); err != nil {
 		return fmt.Errorf("mount the new root on %s: %w", mountStage, err)
 	}
+	mark("stage mounted")
 	pivoted := false
 	defer func() {
 		if !pivoted {
@@ -223,6 +225,7 @@ func applyMounts(ops []mountOp) error {
 		}
 	}
 
+	mark("tree built")
 	// pivot_root(".", ".") stacks the old root on the new one; detaching it
 	// leaves only the new tree.
 	if err := unix.Chdir(mountStage); err != nil {
@@ -239,6 +242,7 @@ func applyMounts(ops []mountOp) error {
 	if err := unix.Chdir("/"); err != nil {
 		return err
 	}
+	mark("pivoted")
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("make the new root read-only: %w", err)
 	}

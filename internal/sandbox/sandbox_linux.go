@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -76,6 +77,10 @@ type Sandbox struct {
 
 	treeKills atomic.Int64
 	ooms      atomic.Int64 // OOM notifications from a v1 memory cgroup
+
+	// stamps time the launch: the host's steps in Prepare and Started, and
+	// the launcher's from its report. Written only by Prepare and Started.
+	stamps, launcherStamps []stamp
 }
 
 // Prepare checks spec against this machine, creates the plugin's cgroups,
@@ -115,11 +120,14 @@ func Prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger)
 }
 
 func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, mode launchMode, m machine) (_ *Sandbox, err error) {
+	t0 := monotonic()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sandbox{ctx: ctx, log: logger.With("plugin", spec.Name, "instance", spec.Instance), spec: spec, cmd: cmd,
-		namespaces: map[string]string{}, missing: map[string]string{}, detail: map[string]string{}}
+		namespaces: map[string]string{}, missing: map[string]string{}, detail: map[string]string{},
+		stamps: make([]stamp, 1, 40)}
+	s.stamps[0] = stamp{"prepare", t0}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -252,6 +260,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		s.msg.Rlimits = append(s.msg.Rlimits, rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
 	}
 
+	s.mark("spec built")
 	// Control groups.
 	if mode == modeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
 		if _, err := cgroup.Sweep(ctx, m.cg, spec.CgroupParent); err != nil {
@@ -303,6 +312,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		}
 	}
 
+	s.mark("cgroups created")
 	// The sync socket. The host's end is non-blocking, so Started can
 	// honour ctx; the launcher's end stays blocking.
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -352,7 +362,35 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 			cmd.Dir = "/"
 		}
 	}
+	s.mark("prepared")
 	return s, nil
+}
+
+// mark stamps the end of one of the host's steps.
+func (s *Sandbox) mark(stage string) {
+	s.stamps = append(s.stamps, stamp{stage, monotonic()})
+}
+
+// timeline returns the launch's stamps, host's and launcher's, in order.
+func (s *Sandbox) timeline() []stamp {
+	st := slices.Concat(s.stamps, s.launcherStamps)
+	slices.SortStableFunc(st, func(a, b stamp) int { return cmp.Compare(a.At, b.At) })
+	return st
+}
+
+// describeTimeline is the timeline as "step +duration" pairs, for the Debug log.
+func describeTimeline(st []stamp) string {
+	var b strings.Builder
+	for i, x := range st {
+		if i == 0 {
+			continue
+		}
+		if i > 1 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s +%dµs", x.Stage, (x.At-st[i-1].At)/1000)
+	}
+	return b.String()
 }
 
 // pluginFilter is the assembled seccomp filter. It depends on nothing but
@@ -377,6 +415,7 @@ func (s *Sandbox) Started() error {
 	if s.cmd.Process == nil {
 		return errors.New("sandbox: Started called before the command started")
 	}
+	s.mark("started")
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
@@ -414,6 +453,7 @@ func (s *Sandbox) handshake(pid int) error {
 	if _, err := s.sync.Write(append(frame, body...)); err != nil {
 		return s.launcherGone("send the launch spec", err)
 	}
+	s.mark("spec sent")
 
 	applied := map[string]bool{}
 	// The namespaces: compare the child's with ours.
@@ -434,6 +474,7 @@ func (s *Sandbox) handshake(pid int) error {
 			applied[name] = true
 		}
 	}
+	s.mark("namespaces checked")
 	// The uid the plugin holds on the host side.
 	if applied[UserNS] {
 		if uid, err := hostUID(pid); err != nil || uid != s.uid {
@@ -441,6 +482,7 @@ func (s *Sandbox) handshake(pid int) error {
 			s.setMissing(UserNS, fmt.Sprintf("the launcher runs as host uid %d, not the mapped uid %d (%v)", uid, s.uid, err))
 		}
 	}
+	s.mark("host uid checked")
 	if s.group != nil {
 		if err := s.group.Place(pid, s.cgFD != nil); err != nil {
 			return fmt.Errorf("sandbox: %w", err)
@@ -451,17 +493,22 @@ func (s *Sandbox) handshake(pid int) error {
 			}
 		}
 	}
+	s.mark("cgroups placed")
 	// If the machine runs out of memory, the kernel's OOM killer takes the
 	// plugin before the host (children inherit the score).
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("1000"), 0); err != nil {
 		s.log.Warn("sandbox: cannot make the plugin the OOM killer's first choice", "err", err)
 	}
+	s.mark("oom_score_adj")
 	s.startWatchers(pid)
+	s.mark("watchers")
 
 	rep, err := s.readReport()
 	if err != nil {
 		return s.launcherGone("read the launcher's report", err)
 	}
+	s.mark("report read")
+	s.launcherStamps = rep.Stamps
 	if rep.Error != "" {
 		return s.launchError(rep)
 	}
@@ -498,6 +545,7 @@ func (s *Sandbox) handshake(pid int) error {
 		if _, err := s.sync.Write([]byte{goAhead}); err != nil {
 			return s.launcherGone("release the launcher", err)
 		}
+		s.mark("go sent")
 		// EOF means execve worked (the socket is close-on-exec).
 		rep2, err := s.readReport()
 		switch {
@@ -507,12 +555,16 @@ func (s *Sandbox) handshake(pid int) error {
 		case rep2.Error != "":
 			return s.launchError(rep2)
 		}
+		s.mark("exec'd")
 	}
 	if len(missing) > 0 {
 		s.log.Warn("sandbox: started with protections missing", "pid", pid, "uid", s.uid,
 			"applied", appliedCopy, "missing", missing)
 	} else {
 		s.log.Debug("sandbox: started", "pid", pid, "uid", s.uid, "applied", appliedCopy)
+	}
+	if s.log.Enabled(s.ctx, slog.LevelDebug) {
+		s.log.Debug("sandbox: launch timeline", "pid", pid, "steps", describeTimeline(s.timeline()))
 	}
 	return nil
 }
