@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,8 +283,11 @@ func (l *launcher) readSpec() error {
 	if err := readFull(l.sync, body); err != nil {
 		return fmt.Errorf("read spec: %w", err)
 	}
-	if err := json.Unmarshal(body, &l.spec); err != nil {
-		return fmt.Errorf("decode spec: %w", err)
+	if err := l.spec.decode(body); err != nil {
+		return err
+	}
+	if l.spec.Mode != modeRun && l.spec.Mode != modeProbe {
+		return fmt.Errorf("spec has unknown mode %d", l.spec.Mode)
 	}
 	if len(l.spec.Argv) == 0 || l.spec.Path == "" {
 		return errors.New("spec has no program to run")
@@ -294,10 +296,7 @@ func (l *launcher) readSpec() error {
 }
 
 func (l *launcher) send(r *launchReport) error {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
+	body := r.encode()
 	msg := make([]byte, 4+len(body))
 	binary.LittleEndian.PutUint32(msg, uint32(len(body)))
 	copy(msg[4:], body)

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -445,10 +444,7 @@ func (s *Sandbox) handshake(pid int) error {
 	if d, ok := s.ctx.Deadline(); ok {
 		_ = s.sync.SetDeadline(d)
 	}
-	body, err := json.Marshal(&s.msg)
-	if err != nil {
-		return fmt.Errorf("sandbox: encode launch spec: %w", err)
-	}
+	body := s.msg.encode()
 	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
 	if _, err := s.sync.Write(append(frame, body...)); err != nil {
 		return s.launcherGone("send the launch spec", err)
@@ -586,8 +582,8 @@ func (s *Sandbox) readReport() (launchReport, error) {
 	if _, err := io.ReadFull(s.sync, body); err != nil {
 		return rep, err
 	}
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return rep, fmt.Errorf("decode report: %w", err)
+	if err := rep.decode(body); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
