@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
 )
 
 // The spawn benchmarks start a plugin that exits at once and wait for it:
@@ -125,18 +127,18 @@ func BenchmarkSpawn_Timeline(b *testing.B) {
 	}
 }
 
-func timelineBench(b *testing.B, p benchPlugin, launcher string) {
+func timelineBench(b *testing.B, p benchPlugin, launcherBin string) {
 	ctx := context.Background()
 	spec := Spec{Name: "bench", Instance: "1", Dir: fixtureDir, Program: p.program, IDs: testIDs,
-		Launcher: launcher, Machine: DetectMachine("")}
+		Launcher: launcherBin, Machine: DetectMachine("")}
 	type side struct {
 		names []string
 		at    map[string][]int64 // since Prepare began
-		step  map[string][]int64 // since the previous stamp of the same side
+		step  map[string][]int64 // since the previous launcher.Stamp of the same side
 	}
 	newSide := func() *side { return &side{at: map[string][]int64{}, step: map[string][]int64{}} }
 	host, launch := newSide(), newSide()
-	add := func(sd *side, st []stamp, t0 int64) {
+	add := func(sd *side, st []launcher.Stamp, t0 int64) {
 		for i, x := range st {
 			if _, ok := sd.at[x.Stage]; !ok {
 				sd.names = append(sd.names, x.Stage)
@@ -153,31 +155,31 @@ func timelineBench(b *testing.B, p benchPlugin, launcher string) {
 		if err != nil {
 			return err
 		}
-		beforeStart := monotonic()
+		beforeStart := launcher.Monotonic()
 		if err := cmd.Start(); err != nil {
 			s.Close()
 			return err
 		}
-		afterStart := monotonic()
+		afterStart := launcher.Monotonic()
 		err = s.Started()
 		werr := cmd.Wait()
-		waited := monotonic()
+		waited := launcher.Monotonic()
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}
-		closed := monotonic()
+		closed := launcher.Monotonic()
 		if err == nil {
 			err = werr
 		}
 		hs := slices.Clone(s.stamps)
-		hs = append(hs, stamp{"cmd.Start called", beforeStart}, stamp{"cmd.Start returned", afterStart},
-			stamp{"cmd.Wait returned", waited}, stamp{"Close returned", closed})
-		slices.SortStableFunc(hs, func(a, b stamp) int { return int(a.At - b.At) })
+		hs = append(hs, launcher.Stamp{Stage: "cmd.Start called", At: beforeStart}, launcher.Stamp{Stage: "cmd.Start returned", At: afterStart},
+			launcher.Stamp{Stage: "cmd.Wait returned", At: waited}, launcher.Stamp{Stage: "Close returned", At: closed})
+		slices.SortStableFunc(hs, func(a, b launcher.Stamp) int { return int(a.At - b.At) })
 		t0 := s.stamps[0].At
 		add(host, hs, t0)
 		// The launcher's first step is timed from cmd.Start's return (its
 		// exec is done then): Go runtime start and package inits.
-		ls := append([]stamp{{"cmd.Start returned", afterStart}}, s.launcherStamps...)
+		ls := append([]launcher.Stamp{{Stage: "cmd.Start returned", At: afterStart}}, s.launcherStamps...)
 		add(launch, ls, t0)
 		return err
 	})

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"github.com/airlockhq/airlock/internal/sandbox/cgroup"
 	"github.com/airlockhq/airlock/internal/sandbox/seccomp"
 	"golang.org/x/sys/unix"
@@ -72,8 +74,8 @@ func detectMachine(cgroupParent string) machine {
 			mech.Reason = "/proc/sys/user/" + ns.sysctl + " is 0: raise it to allow " + ns.file + " namespaces"
 		case !userns.Available && !m.root:
 			mech.Reason = "needs a user namespace when the host is not root (" + userns.Reason + ")"
-		case ns.name == MountNS && !isDir(mountStage):
-			mech.Reason = mountStage + " does not exist: the launcher assembles the new root on it"
+		case ns.name == MountNS && !isDir(launcher.MountStage):
+			mech.Reason = launcher.MountStage + " does not exist: the launcher assembles the new root on it"
 		default:
 			mech.Available = true
 		}

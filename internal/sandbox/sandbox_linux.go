@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"github.com/airlockhq/airlock/internal/sandbox/cgroup"
 	"github.com/airlockhq/airlock/internal/sandbox/seccomp"
 	"golang.org/x/sys/unix"
@@ -50,7 +52,7 @@ type Sandbox struct {
 	log  *slog.Logger
 	spec Spec
 	cmd  *exec.Cmd
-	msg  launchSpec
+	msg  launcher.Spec
 
 	namespaces map[string]string // protection → /proc/<pid>/ns file, requested at clone time
 	uid, gid   int
@@ -79,7 +81,7 @@ type Sandbox struct {
 
 	// stamps time the launch: the host's steps in Prepare and Started, and
 	// the launcher's from its report. Written only by Prepare and Started.
-	stamps, launcherStamps []stamp
+	stamps, launcherStamps []launcher.Stamp
 }
 
 // Prepare checks spec against this machine, creates the plugin's cgroups,
@@ -115,18 +117,18 @@ func Prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger)
 	if err := checkRequire(spec.Require, m.report); err != nil {
 		return nil, err
 	}
-	return prepare(ctx, cmd, spec, logger, modeRun, m)
+	return prepare(ctx, cmd, spec, logger, launcher.ModeRun, m)
 }
 
-func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, mode launchMode, m machine) (_ *Sandbox, err error) {
-	t0 := monotonic()
+func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, mode launcher.Mode, m machine) (_ *Sandbox, err error) {
+	t0 := launcher.Monotonic()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sandbox{ctx: ctx, log: logger.With("plugin", spec.Name, "instance", spec.Instance), spec: spec, cmd: cmd,
 		namespaces: map[string]string{}, missing: map[string]string{}, detail: map[string]string{},
-		stamps: make([]stamp, 1, 40)}
-	s.stamps[0] = stamp{"prepare", t0}
+		stamps: make([]launcher.Stamp, 1, 40)}
+	s.stamps[0] = launcher.Stamp{Stage: "prepare", At: t0}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -152,7 +154,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	// The plugin's program and the paths it sees.
 	program := filepath.Join(spec.Dir, spec.Program)
 	var grants []grant
-	if mode == modeRun {
+	if mode == launcher.ModeRun {
 		if err := checkProgram(spec.Dir, program, s.uid, s.gid); err != nil {
 			return nil, err
 		}
@@ -189,9 +191,9 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	if env == nil {
 		env = []string{}
 	}
-	s.msg = launchSpec{Mode: mode, Path: program, Argv: argv, Env: env, Dir: spec.Dir,
+	s.msg = launcher.Spec{Mode: mode, Path: program, Argv: argv, Env: env, Dir: spec.Dir,
 		KeepFDs: 3 + len(cmd.ExtraFiles), Require: spec.Require}
-	if mode == modeProbe {
+	if mode == launcher.ModeProbe {
 		s.msg.Path, s.msg.Argv, s.msg.Dir = "/proc/self/exe", []string{"probe"}, "/"
 	}
 
@@ -241,7 +243,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	} else {
 		s.missing[Seccomp] = "needs no_new_privs, which is unavailable"
 	}
-	s.msg.Rlimits = []rlimit{
+	s.msg.Rlimits = []launcher.Rlimit{
 		{Resource: unix.RLIMIT_NOFILE, Name: "RLIMIT_NOFILE", Value: uint64(spec.OpenFiles)},
 		{Resource: unix.RLIMIT_FSIZE, Name: "RLIMIT_FSIZE", Value: uint64(spec.Disk)},
 		{Resource: unix.RLIMIT_CORE, Name: "RLIMIT_CORE", Value: 0},
@@ -256,12 +258,12 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		if avail(CgroupPids) {
 			nproc = 2*nproc + 16
 		}
-		s.msg.Rlimits = append(s.msg.Rlimits, rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
+		s.msg.Rlimits = append(s.msg.Rlimits, launcher.Rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
 	}
 
 	s.mark("spec built")
 	// Control groups.
-	if mode == modeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
+	if mode == launcher.ModeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
 		if _, err := cgroup.Sweep(ctx, m.cg, spec.CgroupParent); err != nil {
 			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
 		}
@@ -350,14 +352,14 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	if spec.Launcher != "" {
 		cmd.Path = spec.Launcher
 	}
-	cmd.Args = []string{launcherArg0, strconv.Itoa(3 + len(cmd.ExtraFiles))}
+	cmd.Args = []string{launcher.Arg0, strconv.Itoa(3 + len(cmd.ExtraFiles))}
 	cmd.Env = []string{}
 	cmd.Err = nil
 	cmd.ExtraFiles = append(cmd.ExtraFiles, s.childSync)
 	cmd.SysProcAttr = attr
 	if cmd.Dir == "" {
 		cmd.Dir = spec.Dir
-		if mode == modeProbe {
+		if mode == launcher.ModeProbe {
 			cmd.Dir = "/"
 		}
 	}
@@ -367,18 +369,18 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 
 // mark stamps the end of one of the host's steps.
 func (s *Sandbox) mark(stage string) {
-	s.stamps = append(s.stamps, stamp{stage, monotonic()})
+	s.stamps = append(s.stamps, launcher.Stamp{Stage: stage, At: launcher.Monotonic()})
 }
 
 // timeline returns the launch's stamps, host's and launcher's, in order.
-func (s *Sandbox) timeline() []stamp {
+func (s *Sandbox) timeline() []launcher.Stamp {
 	st := slices.Concat(s.stamps, s.launcherStamps)
-	slices.SortStableFunc(st, func(a, b stamp) int { return cmp.Compare(a.At, b.At) })
+	slices.SortStableFunc(st, func(a, b launcher.Stamp) int { return cmp.Compare(a.At, b.At) })
 	return st
 }
 
 // describeTimeline is the timeline as "step +duration" pairs, for the Debug log.
-func describeTimeline(st []stamp) string {
+func describeTimeline(st []launcher.Stamp) string {
 	var b strings.Builder
 	for i, x := range st {
 		if i == 0 {
@@ -444,7 +446,7 @@ func (s *Sandbox) handshake(pid int) error {
 	if d, ok := s.ctx.Deadline(); ok {
 		_ = s.sync.SetDeadline(d)
 	}
-	body := s.msg.encode()
+	body := s.msg.Encode()
 	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
 	if _, err := s.sync.Write(append(frame, body...)); err != nil {
 		return s.launcherGone("send the launch spec", err)
@@ -537,8 +539,8 @@ func (s *Sandbox) handshake(pid int) error {
 		}
 	}
 
-	if s.msg.Mode == modeRun {
-		if _, err := s.sync.Write([]byte{goAhead}); err != nil {
+	if s.msg.Mode == launcher.ModeRun {
+		if _, err := s.sync.Write([]byte{launcher.GoAhead}); err != nil {
 			return s.launcherGone("release the launcher", err)
 		}
 		s.mark("go sent")
@@ -565,8 +567,8 @@ func (s *Sandbox) handshake(pid int) error {
 	return nil
 }
 
-func (s *Sandbox) readReport() (launchReport, error) {
-	var rep launchReport
+func (s *Sandbox) readReport() (launcher.Report, error) {
+	var rep launcher.Report
 	var hdr [4]byte
 	if _, err := io.ReadFull(s.sync, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -575,20 +577,20 @@ func (s *Sandbox) readReport() (launchReport, error) {
 		return rep, err
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxMessage {
+	if n == 0 || n > launcher.MaxMessage {
 		return rep, fmt.Errorf("report of %d bytes", n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(s.sync, body); err != nil {
 		return rep, err
 	}
-	if err := rep.decode(body); err != nil {
+	if err := rep.Decode(body); err != nil {
 		return rep, err
 	}
 	return rep, nil
 }
 
-func (s *Sandbox) launchError(rep launchReport) error {
+func (s *Sandbox) launchError(rep launcher.Report) error {
 	if rep.Protection != "" && slices.Contains(s.spec.Require, rep.Protection) {
 		return &UnavailableError{Protection: rep.Protection, Reason: rep.Error}
 	}

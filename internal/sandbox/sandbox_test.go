@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -517,7 +519,7 @@ func TestStarted_LauncherFailure(t *testing.T) {
 			}
 			defer s.Close()
 			// A step the launcher cannot perform.
-			s.msg.Mounts = append(s.msg.Mounts, mountOp{Kind: "bogus", Target: "/bogus"})
+			s.msg.Mounts = append(s.msg.Mounts, launcher.MountOp{Kind: "bogus", Target: "/bogus"})
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package sandbox
+package launcher
 
 import (
 	"encoding/binary"
@@ -17,33 +17,43 @@ import (
 // 250 µs to decode the spec and as much again to encode the report, on the
 // critical path of every spawn. The encoding below costs a few
 // microseconds. Host and launcher are always the same build (the host's own
-// binary, or a Spec.Launcher built from the same module), and launcherArg0
+// binary, or a Spec.Launcher built from the same module), and Arg0
 // carries a version so that a mismatched launcher refuses instead of
 // misreading.
 
-// launcherArg0 is argv[0] of a launcher invocation; argv[1] is the sync
+// Arg0 is argv[0] of a launcher invocation; argv[1] is the sync
 // socket's descriptor number. Nothing else starts a program this way. The
 // suffix is the message format's version.
-const launcherArg0 = "airlock-sandbox-launcher/2"
+const Arg0 = "airlock-sandbox-launcher/2"
 
-// goAhead is the byte the host sends once the launcher is in its cgroups;
+// GoAhead is the byte the host sends once the launcher is in its cgroups;
 // the launcher execs the plugin only after it.
-const goAhead = 'G'
+const GoAhead = 'G'
 
-// maxMessage bounds a message in either direction.
-const maxMessage = 1 << 20
+// MaxMessage bounds a message in either direction.
+const MaxMessage = 1 << 20
 
-// launchMode says what the launcher does at the end.
-type launchMode uint8
-
+// Names of the protections the launcher applies and reports; the sandbox
+// package's protection names for them are these constants.
 const (
-	modeRun   launchMode = iota + 1 // exec the plugin
-	modeProbe                       // apply everything to itself, report, exit 0
+	MountNS    = "mountns"
+	Landlock   = "landlock"
+	Seccomp    = "seccomp"
+	NoNewPrivs = "no_new_privs"
+	Rlimits    = "rlimits"
 )
 
-// launchSpec is the host's instructions to the launcher.
-type launchSpec struct {
-	Mode launchMode
+// Mode says what the launcher does at the end.
+type Mode uint8
+
+const (
+	ModeRun   Mode = iota + 1 // exec the plugin
+	ModeProbe                 // apply everything to itself, report, exit 0
+)
+
+// Spec is the host's instructions to the launcher.
+type Spec struct {
+	Mode Mode
 	// Path, Argv, Env are the plugin's program, argv and complete
 	// environment; Dir is its working directory inside the sandbox.
 	Path string
@@ -52,14 +62,14 @@ type launchSpec struct {
 	Dir  string
 
 	Hostname string    // set when the UTS namespace is new
-	Mounts   []mountOp // nil: no private mount tree
+	Mounts   []MountOp // nil: no private mount tree
 	// Landlock rules; nil: Landlock not requested.
-	Landlock []landlockRule
+	Landlock []LandlockRule
 	// Seccomp is the assembled filter, struct sock_filter after struct
 	// sock_filter in native byte order (8 bytes each); nil: none.
 	Seccomp    []byte
 	NoNewPrivs bool
-	Rlimits    []rlimit
+	Rlimits    []Rlimit
 	// DropUID/DropGID, when nonzero, are set by the launcher itself after
 	// the mounts: the host is root but no user namespace was created.
 	DropUID int
@@ -70,16 +80,16 @@ type launchSpec struct {
 	Require []string
 }
 
-type rlimit struct {
+type Rlimit struct {
 	Resource int
 	Name     string
 	Value    uint64 // soft and hard
 }
 
-// launchReport is the launcher's answer, sent just before execve (or, in
+// Report is the launcher's answer, sent just before execve (or, in
 // probe mode, before exiting). An exec that works closes the socket
 // (close-on-exec); one that fails sends a second report with Error set.
-type launchReport struct {
+type Report struct {
 	Applied []string
 	Missing map[string]string // protection → why it was not applied
 	Detail  map[string]string // protection → how ("ABI 7")
@@ -89,20 +99,20 @@ type launchReport struct {
 	Protection string
 	// Stamps time the launcher's steps, for the host's Debug log and the
 	// spawn benchmarks.
-	Stamps []stamp
+	Stamps []Stamp
 }
 
-// stamp is the CLOCK_MONOTONIC time, in nanoseconds, at which a launch
+// Stamp is the CLOCK_MONOTONIC time, in nanoseconds, at which a launch
 // reached a named point. The clock is the same in the host and the
 // launcher, so their stamps line up.
-type stamp struct {
+type Stamp struct {
 	Stage string
 	At    int64
 }
 
-// mountOp is one step of building the plugin's root. Targets are absolute
+// MountOp is one step of building the plugin's root. Targets are absolute
 // paths inside the sandbox.
-type mountOp struct {
+type MountOp struct {
 	Kind     string // "tmpfs", "bind", "proc", "symlink"
 	Source   string
 	Target   string
@@ -117,8 +127,8 @@ type mountOp struct {
 	Recursive bool
 }
 
-// landlockRule grants access beneath a path.
-type landlockRule struct {
+// LandlockRule grants access beneath a path.
+type LandlockRule struct {
 	Path   string
 	Access string // "rx" (read, execute), "ro", "rw", "dev" (read, write files)
 	// Private rules apply only inside the private mount tree (the private
@@ -147,11 +157,6 @@ func (e *encoder) bool(v bool) {
 func (e *encoder) str(s string) {
 	e.uint(uint64(len(s)))
 	e.b = append(e.b, s...)
-}
-
-func (e *encoder) bytes(b []byte) {
-	e.uint(uint64(len(b)))
-	e.b = append(e.b, b...)
 }
 
 // optCount writes the length of a list that may be nil.
@@ -237,14 +242,6 @@ func (d *decoder) take(n uint64) []byte {
 
 func (d *decoder) str() string { return string(d.take(d.uint())) }
 
-func (d *decoder) bytes() []byte {
-	b := d.take(d.uint())
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
-}
-
 // count reads a list length. Every element takes at least one byte, so a
 // count beyond the bytes left is malformed (and never a huge allocation).
 func (d *decoder) count() int {
@@ -299,7 +296,7 @@ func (d *decoder) done(what string) error {
 	return nil
 }
 
-func (m *launchSpec) encode() []byte {
+func (m *Spec) Encode() []byte {
 	e := &encoder{b: make([]byte, 0, 2048+len(m.Seccomp))}
 	e.uint(uint64(m.Mode))
 	e.str(m.Path)
@@ -339,17 +336,17 @@ func (m *launchSpec) encode() []byte {
 	return e.b
 }
 
-func (m *launchSpec) decode(b []byte) error {
+func (m *Spec) Decode(b []byte) error {
 	d := &decoder{b: b}
-	*m = launchSpec{}
-	m.Mode = launchMode(d.uint())
+	*m = Spec{}
+	m.Mode = Mode(d.uint())
 	m.Path = d.str()
 	m.Argv = d.strs()
 	m.Env = d.strs()
 	m.Dir = d.str()
 	m.Hostname = d.str()
 	if n, isNil := d.optCount(); !isNil {
-		m.Mounts = make([]mountOp, n)
+		m.Mounts = make([]MountOp, n)
 		for i := range m.Mounts {
 			op := &m.Mounts[i]
 			op.Kind, op.Source, op.Target, op.Data = d.str(), d.str(), d.str(), d.str()
@@ -359,7 +356,7 @@ func (m *launchSpec) decode(b []byte) error {
 		}
 	}
 	if n, isNil := d.optCount(); !isNil {
-		m.Landlock = make([]landlockRule, n)
+		m.Landlock = make([]LandlockRule, n)
 		for i := range m.Landlock {
 			r := &m.Landlock[i]
 			r.Path, r.Access, r.Private = d.str(), d.str(), d.bool()
@@ -370,7 +367,7 @@ func (m *launchSpec) decode(b []byte) error {
 	}
 	m.NoNewPrivs = d.bool()
 	if n, isNil := d.optCount(); !isNil {
-		m.Rlimits = make([]rlimit, n)
+		m.Rlimits = make([]Rlimit, n)
 		for i := range m.Rlimits {
 			r := &m.Rlimits[i]
 			r.Resource, r.Name, r.Value = int(d.int()), d.str(), d.uint()
@@ -383,7 +380,7 @@ func (m *launchSpec) decode(b []byte) error {
 	return d.done("launch spec")
 }
 
-func (r *launchReport) encode() []byte {
+func (r *Report) Encode() []byte {
 	e := &encoder{b: make([]byte, 0, 1024)}
 	e.strs(r.Applied)
 	e.strMap(r.Missing)
@@ -398,18 +395,18 @@ func (r *launchReport) encode() []byte {
 	return e.b
 }
 
-func (r *launchReport) decode(b []byte) error {
+func (r *Report) Decode(b []byte) error {
 	d := &decoder{b: b}
-	*r = launchReport{}
+	*r = Report{}
 	r.Applied = d.strs()
 	r.Missing = d.strMap()
 	r.Detail = d.strMap()
 	r.Error = d.str()
 	r.Protection = d.str()
 	n := d.count()
-	r.Stamps = make([]stamp, n)
+	r.Stamps = make([]Stamp, n)
 	for i := range r.Stamps {
-		r.Stamps[i] = stamp{d.str(), d.int()}
+		r.Stamps[i] = Stamp{d.str(), d.int()}
 	}
 	return d.done("launch report")
 }

@@ -1,31 +1,31 @@
-package sandbox
+package launcher
 
 import (
 	"reflect"
 	"testing"
 )
 
-func sampleSpec() launchSpec {
-	return launchSpec{
-		Mode: modeRun, Path: "/p/plugin", Argv: []string{"plugin", "-v", ""}, Env: []string{"A=1", "B=é"},
+func sampleSpec() Spec {
+	return Spec{
+		Mode: ModeRun, Path: "/p/plugin", Argv: []string{"plugin", "-v", ""}, Env: []string{"A=1", "B=é"},
 		Dir: "/p", Hostname: "airlock-x",
-		Mounts: []mountOp{
+		Mounts: []MountOp{
 			{Kind: "bind", Source: "/usr/lib", Target: "/usr/lib", ReadOnly: true, Strict: true},
 			{Kind: "tmpfs", Target: "/tmp", Data: "size=1m"},
 			{Kind: "bind", Source: "/dev/null", Target: "/dev/null", File: true, Device: true, Optional: true, Recursive: true},
 		},
-		Landlock:   []landlockRule{{Path: "/tmp", Access: "rw", Private: true}, {Path: "/p", Access: "rx"}},
+		Landlock:   []LandlockRule{{Path: "/tmp", Access: "rw", Private: true}, {Path: "/p", Access: "rx"}},
 		Seccomp:    []byte{1, 2, 3, 4, 5, 6, 7, 8},
 		NoNewPrivs: true,
-		Rlimits:    []rlimit{{Resource: 7, Name: "RLIMIT_NOFILE", Value: 256}, {Resource: 4, Name: "RLIMIT_CORE"}},
+		Rlimits:    []Rlimit{{Resource: 7, Name: "RLIMIT_NOFILE", Value: 256}, {Resource: 4, Name: "RLIMIT_CORE"}},
 		DropUID:    70000, DropGID: -1, KeepFDs: 4, Require: []string{"seccomp", "landlock"},
 	}
 }
 
 func TestMessage_RoundTrip(t *testing.T) {
-	for _, m := range []launchSpec{sampleSpec(), {Mode: modeProbe, Path: "x", Argv: []string{"x"}, Env: []string{}}} {
-		var got launchSpec
-		if err := got.decode(m.encode()); err != nil {
+	for _, m := range []Spec{sampleSpec(), {Mode: ModeProbe, Path: "x", Argv: []string{"x"}, Env: []string{}}} {
+		var got Spec
+		if err := got.Decode(m.Encode()); err != nil {
 			t.Fatal(err)
 		}
 		if m.Require == nil {
@@ -36,26 +36,26 @@ func TestMessage_RoundTrip(t *testing.T) {
 		}
 	}
 	// nil means "not requested" for these and must survive; empty is different.
-	empty := launchSpec{Mode: modeRun, Mounts: []mountOp{}, Landlock: []landlockRule{}, Seccomp: []byte{}, Rlimits: []rlimit{}}
-	var got launchSpec
-	if err := got.decode(empty.encode()); err != nil {
+	empty := Spec{Mode: ModeRun, Mounts: []MountOp{}, Landlock: []LandlockRule{}, Seccomp: []byte{}, Rlimits: []Rlimit{}}
+	var got Spec
+	if err := got.Decode(empty.Encode()); err != nil {
 		t.Fatal(err)
 	}
 	if got.Mounts == nil || got.Landlock == nil || got.Seccomp == nil || got.Rlimits == nil {
 		t.Errorf("empty lists decoded as nil: %#v", got)
 	}
-	if err := got.decode((&launchSpec{Mode: modeRun}).encode()); err != nil {
+	if err := got.Decode((&Spec{Mode: ModeRun}).Encode()); err != nil {
 		t.Fatal(err)
 	}
 	if got.Mounts != nil || got.Landlock != nil || got.Seccomp != nil || got.Rlimits != nil {
 		t.Errorf("nil lists decoded as non-nil: %#v", got)
 	}
 
-	r := launchReport{Applied: []string{"seccomp"}, Missing: map[string]string{"landlock": "why"},
+	r := Report{Applied: []string{"seccomp"}, Missing: map[string]string{"landlock": "why"},
 		Detail: map[string]string{"seccomp": "9 instructions"}, Error: "e", Protection: "p",
-		Stamps: []stamp{{"a", 1}, {"b", -2}}}
-	var gotR launchReport
-	if err := gotR.decode(r.encode()); err != nil {
+		Stamps: []Stamp{{"a", 1}, {"b", -2}}}
+	var gotR Report
+	if err := gotR.Decode(r.Encode()); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(gotR, r) {
@@ -65,40 +65,40 @@ func TestMessage_RoundTrip(t *testing.T) {
 
 func TestMessage_Malformed(t *testing.T) {
 	spec := sampleSpec()
-	b := spec.encode()
+	b := spec.Encode()
 	for i := range len(b) {
-		var m launchSpec
-		if err := m.decode(b[:i]); err == nil {
+		var m Spec
+		if err := m.Decode(b[:i]); err == nil {
 			t.Fatalf("a spec cut to %d of %d bytes decoded", i, len(b))
 		}
 	}
-	var m launchSpec
-	if err := m.decode(append(b, 0)); err == nil {
+	var m Spec
+	if err := m.Decode(append(b, 0)); err == nil {
 		t.Error("trailing bytes decoded")
 	}
 	// A count far beyond the message must fail, not allocate.
-	if err := m.decode([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}); err == nil {
+	if err := m.Decode([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}); err == nil {
 		t.Error("huge count decoded")
 	}
 }
 
 func FuzzDecodeLaunchMessages(f *testing.F) {
 	spec := sampleSpec()
-	f.Add(spec.encode())
-	f.Add((&launchReport{Applied: []string{"x"}, Stamps: []stamp{{"a", 1}}}).encode())
+	f.Add(spec.Encode())
+	f.Add((&Report{Applied: []string{"x"}, Stamps: []Stamp{{"a", 1}}}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m launchSpec
-		if m.decode(b) == nil {
-			if again := m.encode(); string(again) != string(b) {
+		var m Spec
+		if m.Decode(b) == nil {
+			if again := m.Encode(); string(again) != string(b) {
 				// Re-encoding may differ only where the input was
 				// non-canonical (over-long varints); it must decode alike.
-				var m2 launchSpec
-				if err := m2.decode(again); err != nil || !reflect.DeepEqual(m, m2) {
+				var m2 Spec
+				if err := m2.Decode(again); err != nil || !reflect.DeepEqual(m, m2) {
 					t.Fatalf("re-encoded spec differs: %v", err)
 				}
 			}
 		}
-		var r launchReport
-		_ = r.decode(b)
+		var r Report
+		_ = r.Decode(b)
 	})
 }

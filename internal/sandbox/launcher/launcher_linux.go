@@ -1,4 +1,4 @@
-package sandbox
+package launcher
 
 import (
 	"encoding/binary"
@@ -12,12 +12,11 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/airlockhq/airlock/internal/sandbox/seccomp"
 	"golang.org/x/sys/unix"
 )
 
 // init turns this process into the sandbox launcher when the host started
-// it as one (argv[0] is launcherArg0). It never returns then: the launcher
+// it as one (argv[0] is Arg0). It never returns then: the launcher
 // either execs the plugin or exits.
 //
 // # Why init?
@@ -26,16 +25,17 @@ import (
 // re-executing the binary. An init function means an embedder's binary,
 // which imports the airlock package and therefore this one, needs no extra
 // line in main, and test binaries work the same. The cost: the init
-// functions of packages initialised before this one (its dependencies, and
-// packages whose import path sorts earlier) also run in the launcher. They
-// run as the plugin's unprivileged uid, in the new namespaces, before any
-// plugin code, so they can harm nothing; but an init with side effects
-// (opening a log file, dialing a server) would repeat at every plugin start.
+// functions of packages initialised before this one (its few dependencies,
+// and packages ready earlier whose import path sorts first) also run in the
+// launcher. They run as the plugin's unprivileged uid, in the new
+// namespaces, before any plugin code, so they can harm nothing; but an init
+// with side effects (opening a log file, dialing a server) would repeat at
+// every plugin start.
 func init() {
-	if len(os.Args) != 2 || os.Args[0] != launcherArg0 {
+	if len(os.Args) != 2 || os.Args[0] != Arg0 {
 		return
 	}
-	t0 := monotonic()
+	t0 := Monotonic()
 	// Everything below runs on the main thread: the credentials, bounding
 	// set, Landlock domain and seccomp filter set here are per thread, and
 	// it is this thread that calls execve.
@@ -51,9 +51,9 @@ func init() {
 // launcher is the child side of one launch.
 type launcher struct {
 	sync    int
-	stamps  []stamp
-	spec    launchSpec
-	report  launchReport
+	stamps  []Stamp
+	spec    Spec
+	report  Report
 	require map[string]bool
 }
 
@@ -92,8 +92,8 @@ type launcher struct {
 //     Go runtime allocates in syscall.Exec, and a process near its limits
 //     must not allocate.
 func launch(sync int, t0 int64) int {
-	l := &launcher{sync: sync, stamps: make([]stamp, 1, 24)}
-	l.stamps[0] = stamp{"launcher init", t0}
+	l := &launcher{sync: sync, stamps: make([]Stamp, 1, 24)}
+	l.stamps[0] = Stamp{"launcher init", t0}
 	unix.CloseOnExec(sync)
 	if err := l.readSpec(); err != nil {
 		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: %v\n", err)
@@ -186,16 +186,12 @@ func launch(sync int, t0 int64) int {
 	}
 	// 9.
 	if l.spec.Seccomp != nil {
-		raw, err := seccomp.Decode(l.spec.Seccomp)
-		if err == nil {
-			err = seccomp.Install(raw)
-		}
-		if err != nil {
+		if err := installSeccomp(l.spec.Seccomp); err != nil {
 			if code, stop := l.missing(Seccomp, err); stop {
 				return code
 			}
 		} else {
-			l.applied(Seccomp, fmt.Sprintf("%d instructions", len(raw)))
+			l.applied(Seccomp, fmt.Sprintf("%d instructions", len(l.spec.Seccomp)/8))
 		}
 	}
 	l.mark("seccomp")
@@ -203,7 +199,7 @@ func launch(sync int, t0 int64) int {
 		l.applied(Rlimits, "") // retracted below if one fails; the host hears of it
 	}
 	// 10.
-	if l.spec.Mode == modeProbe {
+	if l.spec.Mode == ModeProbe {
 		if err := l.applyRlimits(); err != nil {
 			l.report.Applied = slices.DeleteFunc(l.report.Applied, func(s string) bool { return s == Rlimits })
 			l.report.Missing[Rlimits] = err.Error()
@@ -222,7 +218,7 @@ func launch(sync int, t0 int64) int {
 	// run; its go byte says that is done. Nothing of the plugin's runs
 	// before it.
 	var goByte [1]byte
-	if err := readFull(l.sync, goByte[:]); err != nil || goByte[0] != goAhead {
+	if err := readFull(l.sync, goByte[:]); err != nil || goByte[0] != GoAhead {
 		return 127 // the host gave up on this launch (or died)
 	}
 	// 11.
@@ -236,11 +232,11 @@ func launch(sync int, t0 int64) int {
 
 // mark stamps the end of a step.
 func (l *launcher) mark(stage string) {
-	l.stamps = append(l.stamps, stamp{stage, monotonic()})
+	l.stamps = append(l.stamps, Stamp{stage, Monotonic()})
 }
 
-// monotonic reads CLOCK_MONOTONIC, which host and launcher share.
-func monotonic() int64 {
+// Monotonic reads CLOCK_MONOTONIC, which host and launcher share.
+func Monotonic() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
@@ -266,7 +262,7 @@ func (l *launcher) missing(name string, err error) (code int, stop bool) {
 
 // fail reports err to the host and returns the exit code for it.
 func (l *launcher) fail(protection string, err error) int {
-	_ = l.send(&launchReport{Error: err.Error(), Protection: protection})
+	_ = l.send(&Report{Error: err.Error(), Protection: protection})
 	return 127
 }
 
@@ -276,17 +272,17 @@ func (l *launcher) readSpec() error {
 		return fmt.Errorf("read spec length: %w", err)
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxMessage {
-		return fmt.Errorf("spec of %d bytes (limit %d)", n, maxMessage)
+	if n == 0 || n > MaxMessage {
+		return fmt.Errorf("spec of %d bytes (limit %d)", n, MaxMessage)
 	}
 	body := make([]byte, n)
 	if err := readFull(l.sync, body); err != nil {
 		return fmt.Errorf("read spec: %w", err)
 	}
-	if err := l.spec.decode(body); err != nil {
+	if err := l.spec.Decode(body); err != nil {
 		return err
 	}
-	if l.spec.Mode != modeRun && l.spec.Mode != modeProbe {
+	if l.spec.Mode != ModeRun && l.spec.Mode != ModeProbe {
 		return fmt.Errorf("spec has unknown mode %d", l.spec.Mode)
 	}
 	if len(l.spec.Argv) == 0 || l.spec.Path == "" {
@@ -295,8 +291,8 @@ func (l *launcher) readSpec() error {
 	return nil
 }
 
-func (l *launcher) send(r *launchReport) error {
-	body := r.encode()
+func (l *launcher) send(r *Report) error {
+	body := r.Encode()
 	msg := make([]byte, 4+len(body))
 	binary.LittleEndian.PutUint32(msg, uint32(len(body)))
 	copy(msg[4:], body)
@@ -385,6 +381,26 @@ func dropCapabilities() error {
 	var data [2]unix.CapUserData
 	if _, _, e := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
 		return fmt.Errorf("clear capabilities: %w", e)
+	}
+	return nil
+}
+
+// installSeccomp loads a filter on the calling thread: filter is the
+// kernel's struct sock_filter array (8 bytes an instruction, native byte
+// order), as seccomp.Encode lays it out, which the kernel copies as it is.
+// no_new_privs must be set. Threads created later, and the program the
+// thread execs, inherit the filter.
+func installSeccomp(filter []byte) error {
+	if len(filter) == 0 || len(filter)%8 != 0 || len(filter)/8 > 4096 {
+		return fmt.Errorf("install seccomp filter: %d bytes is not 1 to 4096 instructions", len(filter))
+	}
+	prog := unix.SockFprog{
+		Len:    uint16(len(filter) / 8),
+		Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0])),
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
+	if e != 0 {
+		return os.NewSyscallError("seccomp", e)
 	}
 	return nil
 }
