@@ -54,10 +54,11 @@ type Sandbox struct {
 	cmd  *exec.Cmd
 	msg  launcher.Spec
 
-	namespaces map[string]string // protection → /proc/<pid>/ns file, requested at clone time
-	uid, gid   int
-	ownUID     bool // the uid is this instance's alone (a pool uid)
-	releaseID  func()
+	namespaces    map[string]string // protection → /proc/<pid>/ns file, requested at clone time
+	machineReport Report            // what the machine offers, for the reasons of what is missing
+	uid, gid      int
+	ownUID        bool // the uid is this instance's alone (a pool uid)
+	releaseID     func()
 
 	sync      *os.File // host end of the sync socket
 	childSync *os.File // launcher's end, closed once it started
@@ -262,7 +263,10 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	}
 
 	s.mark("spec built")
-	// Control groups.
+	// Control groups: the v2 group now, for the launcher to be born into;
+	// the v1 groups in the background while the clone runs (Started waits
+	// for them before it places the launcher there).
+	s.machineReport = m.report
 	if mode == launcher.ModeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
 		if _, err := cgroup.Sweep(ctx, m.cg, spec.CgroupParent); err != nil {
 			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
@@ -270,7 +274,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		token := make([]byte, 4)
 		_, _ = rand.Read(token)
 		name := cgroup.Name(spec.Name, spec.Instance, os.Getpid(), hex.EncodeToString(token))
-		g, err := cgroup.Create(m.cg, spec.CgroupParent, name,
+		g, err := cgroup.Begin(m.cg, spec.CgroupParent, name,
 			cgroup.Limits{Memory: spec.Memory, CPU: spec.CPU, Tasks: spec.Tasks})
 		if err != nil {
 			s.missing[CgroupKill] = err.Error()
@@ -284,36 +288,13 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 			}
 		}
 	}
-	for _, c := range []struct{ name, ctl string }{
-		{CgroupMemory, cgroup.Memory}, {CgroupPids, cgroup.Pids}, {CgroupCPU, cgroup.CPU},
-	} {
-		if s.group == nil {
-			if s.missing[c.name] == "" {
-				s.missing[c.name] = firstNonEmpty(m.report.Get(c.name).Reason, s.missing[CgroupKill], "no cgroup was created")
-			}
-			continue
-		}
-		if ok, via := s.group.Limited(c.ctl); ok {
-			s.detail[c.name] = "cgroup " + via
-		} else {
-			s.missing[c.name] = s.group.Missing()[c.ctl]
-		}
-	}
-	if s.group != nil && s.group.KillMethod() != "" {
-		s.detail[CgroupKill] = s.group.KillMethod()
-	} else if s.missing[CgroupKill] == "" {
-		s.missing[CgroupKill] = firstNonEmpty(m.report.Get(CgroupKill).Reason, "no cgroup was created")
-	}
-	for _, name := range spec.Require {
-		switch name {
-		case CgroupMemory, CgroupPids, CgroupCPU, CgroupKill:
-			if _, ok := s.detail[name]; !ok {
-				return nil, &UnavailableError{Protection: name, Reason: s.missing[name]}
-			}
+	if s.group == nil {
+		if err := s.settleCgroups(); err != nil {
+			return nil, err
 		}
 	}
 
-	s.mark("cgroups created")
+	s.mark("v2 cgroup created")
 	// The sync socket. The host's end is non-blocking, so Started can
 	// honour ctx; the launcher's end stays blocking.
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -392,6 +373,51 @@ func describeTimeline(st []launcher.Stamp) string {
 		fmt.Fprintf(&b, "%s +%dµs", x.Stage, (x.At-st[i-1].At)/1000)
 	}
 	return b.String()
+}
+
+// settleCgroups records how each cgroup protection is applied, or why
+// not, once the group is made, and fails for a required one that is
+// missing. Without a group it settles at once (in Prepare).
+func (s *Sandbox) settleCgroups() error {
+	var gerr error
+	if s.group != nil {
+		gerr = s.group.Ready()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gerr != nil && s.missing[CgroupKill] == "" {
+		s.missing[CgroupKill] = gerr.Error()
+	}
+	made := s.group != nil && gerr == nil
+	for _, c := range []struct{ name, ctl string }{
+		{CgroupMemory, cgroup.Memory}, {CgroupPids, cgroup.Pids}, {CgroupCPU, cgroup.CPU},
+	} {
+		if !made {
+			if s.missing[c.name] == "" {
+				s.missing[c.name] = firstNonEmpty(s.machineReport.Get(c.name).Reason, s.missing[CgroupKill], "no cgroup was created")
+			}
+			continue
+		}
+		if ok, via := s.group.Limited(c.ctl); ok {
+			s.detail[c.name] = "cgroup " + via
+		} else {
+			s.missing[c.name] = s.group.Missing()[c.ctl]
+		}
+	}
+	if made && s.group.KillMethod() != "" {
+		s.detail[CgroupKill] = s.group.KillMethod()
+	} else if s.missing[CgroupKill] == "" {
+		s.missing[CgroupKill] = firstNonEmpty(s.machineReport.Get(CgroupKill).Reason, "no cgroup was created")
+	}
+	for _, name := range s.spec.Require {
+		switch name {
+		case CgroupMemory, CgroupPids, CgroupCPU, CgroupKill:
+			if _, ok := s.detail[name]; !ok {
+				return &UnavailableError{Protection: name, Reason: s.missing[name]}
+			}
+		}
+	}
+	return nil
 }
 
 // pluginFilter is the assembled seccomp filter. It depends on nothing but
@@ -481,6 +507,10 @@ func (s *Sandbox) handshake(pid int) error {
 		}
 	}
 	s.mark("host uid checked")
+	if err := s.settleCgroups(); err != nil {
+		return err
+	}
+	s.mark("v1 cgroups ready")
 	if s.group != nil {
 		if err := s.group.Place(pid, s.cgFD != nil); err != nil {
 			return fmt.Errorf("sandbox: %w", err)

@@ -34,8 +34,9 @@ type Spec struct {
 	Disk      int64         // private /tmp size and RLIMIT_FSIZE, in bytes; default 64 MiB
 
 	// Require lists protections that must be applied (names in
-	// Protections). Prepare, or Started for what only the launcher can
-	// tell, fails with an *UnavailableError naming the first one missing.
+	// Protections). Prepare, or Started for what is known only once the
+	// launcher runs (or, rarely, once the plugin's cgroups are made), fails
+	// with an *UnavailableError naming the first one missing.
 	Require []string
 
 	// IDs hands out a distinct host uid (and gid) per plugin instance. Nil

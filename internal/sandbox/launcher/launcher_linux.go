@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -38,8 +37,10 @@ func init() {
 	t0 := Monotonic()
 	// Everything below runs on the main thread: the credentials, bounding
 	// set, Landlock domain and seccomp filter set here are per thread, and
-	// it is this thread that calls execve.
-	runtime.LockOSThread()
+	// it is this thread that calls execve. Init functions run on the
+	// startup thread, locked to it (runtime.LockOSThread's documentation),
+	// and this one never returns; locking again would only start the
+	// runtime's template thread, one more thread for execve to kill.
 	fd, err := strconv.Atoi(os.Args[1])
 	if err != nil || fd < 3 {
 		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: bad sync descriptor %q\n", os.Args[1])
