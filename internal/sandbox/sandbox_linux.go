@@ -263,6 +263,17 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	}
 
 	s.mark("spec built")
+	// The launcher enforces Require for what it applies, but only for what
+	// it is asked to apply.
+	requested := map[string]bool{MountNS: s.msg.Mounts != nil, Landlock: s.msg.Landlock != nil,
+		Seccomp: s.msg.Seccomp != nil, NoNewPrivs: s.msg.NoNewPrivs, Rlimits: s.msg.Rlimits != nil}
+	for _, name := range spec.Require {
+		if launcherSide(name) && !requested[name] {
+			return nil, &UnavailableError{Protection: name,
+				Reason: firstNonEmpty(s.missing[name], m.report.Get(name).Reason, "not available")}
+		}
+	}
+
 	// Control groups: the v2 group now, for the launcher to be born into;
 	// the v1 groups in the background while the clone runs (Started waits
 	// for them before it places the launcher there).
@@ -373,6 +384,16 @@ func describeTimeline(st []launcher.Stamp) string {
 		fmt.Fprintf(&b, "%s +%dµs", x.Stage, (x.At-st[i-1].At)/1000)
 	}
 	return b.String()
+}
+
+// launcherSide reports whether the launcher applies (and enforces) the
+// protection; the host verifies the others itself.
+func launcherSide(name string) bool {
+	switch name {
+	case MountNS, Landlock, Seccomp, NoNewPrivs, Rlimits:
+		return true
+	}
+	return false
 }
 
 // settleCgroups records how each cgroup protection is applied, or why
@@ -531,6 +552,33 @@ func (s *Sandbox) handshake(pid int) error {
 	s.startWatchers(pid)
 	s.mark("watchers")
 
+	// The host's part is decided: a required protection the host verifies
+	// (namespaces, cgroups) that is missing means no exec at all.
+	for _, name := range s.spec.Require {
+		if !launcherSide(name) && !applied[name] {
+			s.mu.Lock()
+			why := s.missing[name]
+			s.mu.Unlock()
+			return &UnavailableError{Protection: name, Reason: firstNonEmpty(why, "not applied")}
+		}
+	}
+	// Release the launcher now rather than after its report: it execs the
+	// plugin as soon as it has built the sandbox, and itself refuses to if
+	// a protection it applies is required and not in place (its report
+	// then carries the error). Waiting for the report first cost a round
+	// trip on every spawn.
+	if s.msg.Mode == launcher.ModeRun {
+		if _, err := s.sync.Write([]byte{launcher.GoAhead}); err != nil {
+			// The launcher may have stopped already; its report says why.
+			if rep, rerr := s.readReport(); rerr == nil && rep.Error != "" {
+				s.launcherStamps = rep.Stamps
+				return s.launchError(rep)
+			}
+			return s.launcherGone("release the launcher", err)
+		}
+		s.mark("go sent")
+	}
+
 	rep, err := s.readReport()
 	if err != nil {
 		return s.launcherGone("read the launcher's report", err)
@@ -546,8 +594,6 @@ func (s *Sandbox) handshake(pid int) error {
 	for name, why := range rep.Missing {
 		s.setMissing(name, why)
 	}
-	// Decide before the plugin runs: a required protection that is
-	// missing means no exec at all.
 	s.mu.Lock()
 	s.applied = nil
 	for _, name := range Protections() {
@@ -563,6 +609,9 @@ func (s *Sandbox) handshake(pid int) error {
 	}
 	appliedCopy, missing := slices.Clone(s.applied), copyMap(s.missing)
 	s.mu.Unlock()
+	// A backstop: the launcher enforces its own part of Require (and
+	// Prepare refused what it would not even attempt), so this finds
+	// nothing; if it ever did, the caller kills what may have started.
 	for _, name := range s.spec.Require {
 		if !applied[name] {
 			return &UnavailableError{Protection: name, Reason: missing[name]}
@@ -570,10 +619,6 @@ func (s *Sandbox) handshake(pid int) error {
 	}
 
 	if s.msg.Mode == launcher.ModeRun {
-		if _, err := s.sync.Write([]byte{launcher.GoAhead}); err != nil {
-			return s.launcherGone("release the launcher", err)
-		}
-		s.mark("go sent")
 		// EOF means execve worked (the socket is close-on-exec).
 		rep2, err := s.readReport()
 		switch {

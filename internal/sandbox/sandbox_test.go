@@ -550,3 +550,48 @@ func TestStarted_LauncherFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestStarted_LauncherEnforcesRequire: the host releases the launcher
+// before it reads the launcher's report, so the launcher itself must refuse
+// to exec when a required protection of its own is not in place, even one
+// it was never asked to apply.
+func TestStarted_LauncherEnforcesRequire(t *testing.T) {
+	needFull(t)
+	for _, name := range []string{Seccomp, Landlock, MountNS} {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(victimPath, "true")
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			spec := Spec{Name: "unasked", Dir: fixtureDir, Program: "victim", IDs: testIDs, Require: []string{name}}
+			s, err := Prepare(context.Background(), cmd, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// As if the host had not asked for it.
+			switch name {
+			case Seccomp:
+				s.msg.Seccomp = nil
+			case Landlock:
+				s.msg.Landlock = nil
+			case MountNS:
+				s.msg.Mounts = nil
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Started()
+			werr := cmd.Wait()
+			var ue *UnavailableError
+			if !errors.As(err, &ue) || ue.Protection != name {
+				t.Fatalf("Started = %v, want UnavailableError for %s", err, name)
+			}
+			// Exit 127 is the launcher refusing; anything else (SIGKILL from
+			// the host's backstop) means the plugin was exec'd.
+			var ee *exec.ExitError
+			if !errors.As(werr, &ee) || ee.ExitCode() != 127 || out.Len() != 0 {
+				t.Errorf("the plugin was exec'd although required %s was not applied: Wait = %v, output %q", name, werr, out.String())
+			}
+		})
+	}
+}

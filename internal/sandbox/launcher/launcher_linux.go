@@ -86,9 +86,13 @@ type launcher struct {
 //  8. Mark every descriptor above the plugin's close-on-exec.
 //  9. seccomp, last of the filters because it forbids mount, landlock
 //     setup, capset and the rest that came before; execve stays allowed.
-//  10. Report what was applied to the host (the report is built and sent
-//     before the rlimits, while allocating is still safe), and wait for
-//     the host's go-ahead: the cgroups are in place.
+//  10. Stop if a required protection of the launcher's own (mounts,
+//     no_new_privs, Landlock, seccomp, rlimits) is not in place: the host
+//     does not wait for the report before it releases the launcher. Report
+//     what was applied (built and sent before the rlimits, while
+//     allocating is still safe), and wait for the host's go-ahead: its
+//     namespace checks passed and the cgroups are in place. The host sends
+//     it as soon as that is so, usually before the report is written.
 //  11. rlimits, then a raw execve with argv and envp built in step 0: the
 //     Go runtime allocates in syscall.Exec, and a process near its limits
 //     must not allocate.
@@ -198,6 +202,19 @@ func launch(sync int, t0 int64) int {
 	l.mark("seccomp")
 	if l.spec.Rlimits != nil {
 		l.applied(Rlimits, "") // retracted below if one fails; the host hears of it
+	}
+	// The host releases the launcher without waiting for this report, so
+	// the launcher is the one that stops a launch missing a required
+	// protection of its own, whatever the reason (one the host did not
+	// even ask for included).
+	for _, name := range []string{MountNS, NoNewPrivs, Landlock, Seccomp, Rlimits} {
+		if l.require[name] && !slices.Contains(l.report.Applied, name) {
+			why := l.report.Missing[name]
+			if why == "" {
+				why = "the host did not ask for it"
+			}
+			return l.fail(name, errors.New(why))
+		}
 	}
 	// 10.
 	if l.spec.Mode == ModeProbe {
