@@ -112,6 +112,8 @@ type Group struct {
 	via     map[string]string
 	missing map[string]string
 	kill    string // "cgroup.kill", "v2 freeze", "v1 freezer", or ""
+	// bornInV2: the group's process was born in the v2 group (guarded by mu).
+	bornInV2 bool
 
 	// The v1 groups are made once, by the first call of Ready (every
 	// method calls it); createV1 writes the fields above without the lock.
@@ -420,14 +422,28 @@ func (g *Group) Place(pid int, inV2 bool) error {
 			return fmt.Errorf("place process %d: %w", pid, err)
 		}
 	}
+	if inV2 && v2 != "" {
+		g.mu.Lock()
+		g.bornInV2 = true
+		g.mu.Unlock()
+	}
 	return nil
 }
 
-// Procs returns the pids in any of the group's hierarchies.
+// Procs returns the pids in any of the group's hierarchies. When the
+// group's process was born in its v2 group (Place with inV2), every task
+// of its tree is there, whatever else it joined, and only that group is
+// read.
 func (g *Group) Procs() ([]int, error) {
 	var pids []int
 	var errs []error
-	for _, dir := range g.Dirs() {
+	dirs := g.Dirs()
+	g.mu.Lock()
+	if g.bornInV2 && g.v2 != "" {
+		dirs = []string{g.v2}
+	}
+	g.mu.Unlock()
+	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
