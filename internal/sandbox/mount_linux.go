@@ -35,6 +35,43 @@ func resolveGrant(p string, write bool) (grant, error) {
 	return grant{Target: p, Source: real, Write: write}, nil
 }
 
+// systemTree is the part of the plugin's root that depends only on the
+// host's layout: the system library directories (bound, or a symlink where
+// the host has one, as /lib is on merged-/usr systems) and the loader's
+// cache, with their Landlock rules. It is found with the machine (about 20
+// stat and readlink calls), not on every Prepare: a directory created or
+// removed since then is at worst missing from the plugin's root, or an
+// optional bind the launcher skips.
+type systemTree struct {
+	mounts   []launcher.MountOp
+	landlock []launcher.LandlockRule
+}
+
+func detectSystemTree() systemTree {
+	var t systemTree
+	for _, p := range systemPaths {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			continue
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(p); err == nil {
+				t.mounts = append(t.mounts, launcher.MountOp{Kind: "symlink", Source: target, Target: p})
+			}
+		case fi.IsDir():
+			t.mounts = append(t.mounts, launcher.MountOp{Kind: "bind", Source: p, Target: p, ReadOnly: true})
+		}
+	}
+	t.mounts = append(t.mounts,
+		launcher.MountOp{Kind: "bind", Source: "/etc/ld.so.cache", Target: "/etc/ld.so.cache", ReadOnly: true, File: true, Optional: true})
+	for _, p := range append(slices.Clone(systemPaths), "/etc/ld.so.cache") {
+		if _, err := os.Stat(p); err == nil {
+			t.landlock = append(t.landlock, launcher.LandlockRule{Path: p, Access: "rx"})
+		}
+	}
+	return t
+}
+
 // buildMounts is the plan for the plugin's root: a small read-only tmpfs
 // holding the system library directories, the plugin folder and grants,
 // a private /tmp of disk bytes, a minimal /dev and a fresh /proc.
@@ -43,23 +80,9 @@ func resolveGrant(p string, write bool) (grant, error) {
 // mounts proc for the pid namespace's owner); without one, the host's
 // /proc is bound read-only instead, which shows what a plugin without a
 // pid namespace can see anyway.
-func buildMounts(grants []grant, disk int64, ownPidNS bool) []launcher.MountOp {
-	var ops []launcher.MountOp
-	for _, p := range systemPaths {
-		fi, err := os.Lstat(p)
-		switch {
-		case err != nil:
-			continue
-		case fi.Mode()&os.ModeSymlink != 0:
-			if target, err := os.Readlink(p); err == nil {
-				ops = append(ops, launcher.MountOp{Kind: "symlink", Source: target, Target: p})
-			}
-		case fi.IsDir():
-			ops = append(ops, launcher.MountOp{Kind: "bind", Source: p, Target: p, ReadOnly: true})
-		}
-	}
+func buildMounts(sys systemTree, grants []grant, disk int64, ownPidNS bool) []launcher.MountOp {
+	ops := slices.Clone(sys.mounts)
 	ops = append(ops,
-		launcher.MountOp{Kind: "bind", Source: "/etc/ld.so.cache", Target: "/etc/ld.so.cache", ReadOnly: true, File: true, Optional: true},
 		launcher.MountOp{Kind: "tmpfs", Target: "/tmp", Data: fmt.Sprintf("size=%d,nr_inodes=%d,mode=1777", disk, max(disk/4096, 1024))},
 		launcher.MountOp{Kind: "tmpfs", Target: "/dev", Data: "size=64k,nr_inodes=64,mode=0755"},
 		launcher.MountOp{Kind: "symlink", Source: "/proc/self/fd", Target: "/dev/fd"},
@@ -95,13 +118,8 @@ func buildMounts(grants []grant, disk int64, ownPidNS bool) []launcher.MountOp {
 }
 
 // buildLandlock is the rule set for the same paths.
-func buildLandlock(grants []grant) []launcher.LandlockRule {
-	var rules []launcher.LandlockRule
-	for _, p := range append(slices.Clone(systemPaths), "/etc/ld.so.cache") {
-		if _, err := os.Stat(p); err == nil {
-			rules = append(rules, launcher.LandlockRule{Path: p, Access: "rx"})
-		}
-	}
+func buildLandlock(sys systemTree, grants []grant) []launcher.LandlockRule {
+	rules := slices.Clone(sys.landlock)
 	for _, d := range devices {
 		rules = append(rules, launcher.LandlockRule{Path: d, Access: "dev"})
 	}

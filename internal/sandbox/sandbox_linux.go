@@ -64,6 +64,7 @@ type Sandbox struct {
 	childSync *os.File // launcher's end, closed once it started
 	cgFD      *os.File // v2 group directory for CLONE_INTO_CGROUP, closed once it started
 	group     *cgroup.Group
+	sweep     *cgroup.Layout // where Started sweeps dead hosts' groups; nil: no sweep
 
 	mu       sync.Mutex
 	pid      int
@@ -219,13 +220,13 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		s.msg.Hostname = hostname(spec.Name)
 	}
 	if cloneflags&syscall.CLONE_NEWNS != 0 {
-		s.msg.Mounts = buildMounts(grants, spec.Disk, cloneflags&syscall.CLONE_NEWPID != 0)
+		s.msg.Mounts = buildMounts(m.sys, grants, spec.Disk, cloneflags&syscall.CLONE_NEWPID != 0)
 	}
 	if !userns && m.root {
 		s.msg.DropUID, s.msg.DropGID = s.uid, s.gid
 	}
 	if avail(Landlock) {
-		s.msg.Landlock = buildLandlock(grants)
+		s.msg.Landlock = buildLandlock(m.sys, grants)
 	} else {
 		s.missing[Landlock] = m.report.Get(Landlock).Reason
 	}
@@ -279,9 +280,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	// for them before it places the launcher there).
 	s.machineReport = m.report
 	if mode == launcher.ModeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
-		if _, err := cgroup.Sweep(ctx, m.cg, spec.CgroupParent); err != nil {
-			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
-		}
+		s.sweep = &m.cg // Started sweeps while it waits for the launcher
 		token := make([]byte, 4)
 		_, _ = rand.Read(token)
 		name := cgroup.Name(spec.Name, spec.Instance, os.Getpid(), hex.EncodeToString(token))
@@ -577,6 +576,14 @@ func (s *Sandbox) handshake(pid int) error {
 			return s.launcherGone("release the launcher", err)
 		}
 		s.mark("go sent")
+	}
+	// Nothing is left to do but wait for the launcher: meanwhile, remove
+	// what hosts that died left in the cgroup hierarchies.
+	if s.sweep != nil {
+		if _, err := cgroup.Sweep(s.ctx, *s.sweep, s.spec.CgroupParent); err != nil {
+			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
+		}
+		s.mark("swept")
 	}
 
 	rep, err := s.readReport()
