@@ -343,8 +343,9 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	if spec.Launcher != "" {
 		cmd.Path = spec.Launcher
 	}
-	cmd.Args = []string{launcher.Arg0, strconv.Itoa(3 + len(cmd.ExtraFiles))}
-	cmd.Env = []string{}
+	syncFD := strconv.Itoa(3 + len(cmd.ExtraFiles))
+	cmd.Args = []string{launcher.Arg0, syncFD}
+	cmd.Env = []string{launcher.EnvVar + "=" + syncFD}
 	cmd.Err = nil
 	cmd.ExtraFiles = append(cmd.ExtraFiles, s.childSync)
 	cmd.SysProcAttr = attr
@@ -492,9 +493,7 @@ func (s *Sandbox) handshake(pid int) error {
 	if d, ok := s.ctx.Deadline(); ok {
 		_ = s.sync.SetDeadline(d)
 	}
-	body := s.msg.Encode()
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-	if _, err := s.sync.Write(append(frame, body...)); err != nil {
+	if _, err := s.sync.Write(launcher.Frame(s.msg.Encode())); err != nil {
 		return s.launcherGone("send the launch spec", err)
 	}
 	s.mark("spec sent")

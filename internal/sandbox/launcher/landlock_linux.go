@@ -2,10 +2,8 @@ package launcher
 
 import (
 	"errors"
-	"fmt"
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Landlock is driven with raw syscalls rather than go-landlock: that
@@ -14,20 +12,39 @@ import (
 // imports this package, and needs a C toolchain to build. The launcher
 // only needs the rules on the one thread that calls execve.
 
-// Filesystem rights by the ABI version that introduced them.
+// Filesystem rights by the ABI version that introduced them, and the
+// other Landlock constants (the kernel's UAPI values; sys_linux_test.go
+// checks them against x/sys/unix).
 const (
-	llExecute           = unix.LANDLOCK_ACCESS_FS_EXECUTE
-	llWriteFile         = unix.LANDLOCK_ACCESS_FS_WRITE_FILE
-	llReadFile          = unix.LANDLOCK_ACCESS_FS_READ_FILE
-	llReadDir           = unix.LANDLOCK_ACCESS_FS_READ_DIR
-	llV1                = 1<<13 - 1                            // execute … make_sym
-	llRefer             = unix.LANDLOCK_ACCESS_FS_REFER        // ABI 2
-	llTruncate          = unix.LANDLOCK_ACCESS_FS_TRUNCATE     // ABI 3
-	llIoctlDev          = unix.LANDLOCK_ACCESS_FS_IOCTL_DEV    // ABI 5
-	llResolveUnx        = unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX // ABI 9
+	llExecute           = 1 << 0
+	llWriteFile         = 1 << 1
+	llReadFile          = 1 << 2
+	llReadDir           = 1 << 3
+	llV1                = 1<<13 - 1 // execute … make_sym
+	llRefer             = 1 << 13   // ABI 2
+	llTruncate          = 1 << 14   // ABI 3
+	llIoctlDev          = 1 << 15   // ABI 5
+	llResolveUnx        = 1 << 16   // ABI 9
 	llFileRights        = llExecute | llWriteFile | llReadFile | llTruncate | llIoctlDev
 	llErrataScopeSignal = 0x2 // LANDLOCK_CREATE_RULESET_ERRATA bit: signal scoping fixed
+
+	llNetBindTCP           = 1 << 0 // ABI 4
+	llNetConnectTCP        = 1 << 1
+	llNetBindUDP           = 1 << 2 // ABI 10
+	llNetConnectSendUDP    = 1 << 3
+	llScopeAbstractUnix    = 1 << 0 // ABI 6
+	llScopeSignal          = 1 << 1
+	llCreateRulesetVersion = 1 << 0
+	llCreateRulesetErrata  = 1 << 1
+	llRulePathBeneath      = 1
 )
+
+// pathBeneathAttr is struct landlock_path_beneath_attr (packed: the
+// kernel reads 12 bytes).
+type pathBeneathAttr struct {
+	allowedAccess uint64
+	parentFD      int32
+}
 
 // rulesetAttr is struct landlock_ruleset_attr up to the scoped field (ABI 6).
 type rulesetAttr struct {
@@ -36,14 +53,14 @@ type rulesetAttr struct {
 
 // LandlockABI returns the kernel's Landlock ABI version, or why there is none.
 func LandlockABI() (int, error) {
-	v, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	v, _, e := syscall.Syscall(sysLandlockCreateRuleset, 0, 0, llCreateRulesetVersion)
 	switch {
-	case e == unix.ENOSYS:
+	case e == syscall.ENOSYS:
 		return 0, errors.New("the kernel is built without Landlock (CONFIG_SECURITY_LANDLOCK)")
-	case e == unix.EOPNOTSUPP:
+	case e == syscall.EOPNOTSUPP:
 		return 0, errors.New("Landlock is disabled at boot: add landlock to the lsm= kernel parameter")
 	case e != 0:
-		return 0, fmt.Errorf("landlock_create_ruleset: %w", e)
+		return 0, wrap("landlock_create_ruleset", e)
 	}
 	return int(v), nil
 }
@@ -59,23 +76,23 @@ func landlockHandled(abi int) rulesetAttr {
 		a.fs |= llTruncate
 	}
 	if abi >= 4 {
-		a.net = unix.LANDLOCK_ACCESS_NET_BIND_TCP | unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
+		a.net = llNetBindTCP | llNetConnectTCP
 	}
 	if abi >= 5 {
 		a.fs |= llIoctlDev
 	}
 	if abi >= 6 {
-		a.scoped = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
-		errata, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_ERRATA)
+		a.scoped = llScopeAbstractUnix
+		errata, _, e := syscall.Syscall(sysLandlockCreateRuleset, 0, 0, llCreateRulesetErrata)
 		if e == 0 && errata&llErrataScopeSignal != 0 {
-			a.scoped |= unix.LANDLOCK_SCOPE_SIGNAL
+			a.scoped |= llScopeSignal
 		}
 	}
 	if abi >= 9 {
 		a.fs |= llResolveUnx
 	}
 	if abi >= 10 {
-		a.net |= unix.LANDLOCK_ACCESS_NET_BIND_UDP | unix.LANDLOCK_ACCESS_NET_CONNECT_SEND_UDP
+		a.net |= llNetBindUDP | llNetConnectSendUDP
 	}
 	return a
 }
@@ -105,43 +122,43 @@ func applyLandlock(rules []LandlockRule, private bool) (string, error) {
 		return "", err
 	}
 	h := landlockHandled(abi)
-	rs, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&h)), unsafe.Sizeof(h), 0)
+	rs, _, e := syscall.Syscall(sysLandlockCreateRuleset, uintptr(unsafe.Pointer(&h)), unsafe.Sizeof(h), 0)
 	if e != 0 {
-		return "", fmt.Errorf("landlock_create_ruleset: %w", e)
+		return "", wrap("landlock_create_ruleset", e)
 	}
-	defer unix.Close(int(rs))
+	defer syscall.Close(int(rs))
 	for _, r := range rules {
 		if r.Private && !private {
 			continue
 		}
-		fd, err := unix.Open(r.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		fd, err := syscall.Open(r.Path, oPath|syscall.O_CLOEXEC, 0)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
+			if err == syscall.ENOENT {
 				continue // not in this tree (an optional device, say)
 			}
-			return "", fmt.Errorf("landlock rule for %s: %w", r.Path, err)
+			return "", wrap("landlock rule for "+r.Path, err)
 		}
 		access := accessRights(r.Access, h.fs)
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		var st syscall.Stat_t
+		if syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 			access &= llFileRights
 		}
-		attr := unix.LandlockPathBeneathAttr{Allowed_access: access, Parent_fd: int32(fd)}
-		_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, rs, unix.LANDLOCK_RULE_PATH_BENEATH,
+		attr := pathBeneathAttr{allowedAccess: access, parentFD: int32(fd)}
+		_, _, e := syscall.Syscall6(sysLandlockAddRule, rs, llRulePathBeneath,
 			uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
-		unix.Close(fd)
+		syscall.Close(fd)
 		if e != 0 {
-			return "", fmt.Errorf("landlock rule for %s: %w", r.Path, e)
+			return "", wrap("landlock rule for "+r.Path, e)
 		}
 	}
-	if _, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, rs, 0, 0); e != 0 {
-		return "", fmt.Errorf("landlock_restrict_self: %w", e)
+	if _, _, e := syscall.Syscall(sysLandlockRestrictSelf, rs, 0, 0); e != 0 {
+		return "", wrap("landlock_restrict_self", e)
 	}
-	detail := fmt.Sprintf("ABI %d", abi)
+	detail := "ABI " + itoa(abi)
 	if h.net != 0 {
 		detail += ", TCP denied"
 	}
-	if h.scoped&unix.LANDLOCK_SCOPE_SIGNAL != 0 {
+	if h.scoped&llScopeSignal != 0 {
 		detail += ", signals scoped"
 	}
 	return detail, nil

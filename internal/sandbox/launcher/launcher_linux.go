@@ -1,22 +1,17 @@
 package launcher
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strconv"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // init turns this process into the sandbox launcher when the host started
-// it as one (argv[0] is Arg0). It never returns then: the launcher
-// either execs the plugin or exits.
+// it as one: EnvVar names the sync socket's descriptor, and argv is
+// [Arg0, descriptor]. It never returns then: the launcher either execs the
+// plugin or exits.
 //
 // # Why init?
 //
@@ -31,7 +26,11 @@ import (
 // with side effects (opening a log file, dialing a server) would repeat at
 // every plugin start.
 func init() {
-	if len(os.Args) != 2 || os.Args[0] != Arg0 {
+	// The environment first: package syscall has it before any init runs,
+	// and this package does not import os (os.Args is set by os's init,
+	// which may run after this one). Only then the argv check.
+	v, ok := syscall.Getenv(EnvVar)
+	if !ok {
 		return
 	}
 	t0 := Monotonic()
@@ -41,12 +40,43 @@ func init() {
 	// startup thread, locked to it (runtime.LockOSThread's documentation),
 	// and this one never returns; locking again would only start the
 	// runtime's template thread, one more thread for execve to kill.
-	fd, err := strconv.Atoi(os.Args[1])
-	if err != nil || fd < 3 {
-		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: bad sync descriptor %q\n", os.Args[1])
-		os.Exit(127)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 || !argvIs(Arg0, v) {
+		say("bad launcher invocation: " + EnvVar + "=" + strconv.Quote(v) + " with another argv")
+		syscall.Exit(127)
 	}
-	os.Exit(launch(fd, t0))
+	syscall.Exit(launch(fd, t0))
+}
+
+// argvIs reports whether this process's argv is exactly args.
+func argvIs(args ...string) bool {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	var want []byte
+	for _, a := range args {
+		want = append(append(want, a...), 0)
+	}
+	buf := make([]byte, len(want)+1)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			break
+		}
+		n += m
+	}
+	return string(buf[:n]) == string(want)
+}
+
+// say writes a line to stderr.
+func say(msg string) {
+	_, _ = syscall.Write(2, []byte("airlock sandbox launcher: "+msg+"\n"))
 }
 
 // launcher is the child side of one launch.
@@ -99,9 +129,9 @@ type launcher struct {
 func launch(sync int, t0 int64) int {
 	l := &launcher{sync: sync, stamps: make([]Stamp, 1, 24)}
 	l.stamps[0] = Stamp{"launcher init", t0}
-	unix.CloseOnExec(sync)
+	syscall.CloseOnExec(sync)
 	if err := l.readSpec(); err != nil {
-		fmt.Fprintf(os.Stderr, "airlock sandbox launcher: %v\n", err)
+		say(err.Error())
 		return 127
 	}
 	l.mark("spec read")
@@ -113,22 +143,22 @@ func launch(sync int, t0 int64) int {
 	l.report.Detail = map[string]string{}
 
 	// 0. Everything execve needs, while allocation is free.
-	path, err := unix.BytePtrFromString(l.spec.Path)
+	path, err := syscall.BytePtrFromString(l.spec.Path)
 	if err != nil {
-		return l.fail("", fmt.Errorf("plugin path: %w", err))
+		return l.fail("", wrap("plugin path", err))
 	}
 	argv, err := syscall.SlicePtrFromStrings(l.spec.Argv)
 	if err != nil {
-		return l.fail("", fmt.Errorf("plugin argv: %w", err))
+		return l.fail("", wrap("plugin argv", err))
 	}
 	envp, err := syscall.SlicePtrFromStrings(l.spec.Env)
 	if err != nil {
-		return l.fail("", fmt.Errorf("plugin environment: %w", err))
+		return l.fail("", wrap("plugin environment", err))
 	}
 
 	// 1.
 	if l.spec.Hostname != "" {
-		_ = unix.Sethostname([]byte(l.spec.Hostname))
+		_ = syscall.Sethostname([]byte(l.spec.Hostname))
 	}
 	// 2.
 	private := false
@@ -147,8 +177,8 @@ func launch(sync int, t0 int64) int {
 		}
 	}
 	// 3.
-	if err := unix.Chdir(l.spec.Dir); err != nil {
-		return l.fail("", fmt.Errorf("enter the plugin folder %s: %w", l.spec.Dir, err))
+	if err := syscall.Chdir(l.spec.Dir); err != nil {
+		return l.fail("", wrap("enter the plugin folder "+l.spec.Dir, err))
 	}
 	// 4.
 	if l.spec.DropUID != 0 {
@@ -159,8 +189,8 @@ func launch(sync int, t0 int64) int {
 	l.mark("mounts")
 	// 5.
 	if l.spec.NoNewPrivs {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			if code, stop := l.missing(NoNewPrivs, os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)); stop {
+		if err := prctl(prSetNoNewPrivs, 1); err != nil {
+			if code, stop := l.missing(NoNewPrivs, wrap("prctl(PR_SET_NO_NEW_PRIVS)", err)); stop {
 				return code
 			}
 		} else {
@@ -184,9 +214,9 @@ func launch(sync int, t0 int64) int {
 	}
 	l.mark("capabilities")
 	// 8.
-	if err := unix.CloseRange(uint(l.spec.KeepFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	if _, _, e := syscall.RawSyscall(sysCloseRange, uintptr(l.spec.KeepFDs), ^uintptr(0), closeRangeCloexec); e != 0 {
 		if err := cloexecFrom(l.spec.KeepFDs); err != nil {
-			return l.fail("", fmt.Errorf("close inherited descriptors: %w", err))
+			return l.fail("", wrap("close inherited descriptors", err))
 		}
 	}
 	// 9.
@@ -196,7 +226,7 @@ func launch(sync int, t0 int64) int {
 				return code
 			}
 		} else {
-			l.applied(Seccomp, fmt.Sprintf("%d instructions", len(l.spec.Seccomp)/8))
+			l.applied(Seccomp, itoa(len(l.spec.Seccomp)/8)+" instructions")
 		}
 	}
 	l.mark("seccomp")
@@ -243,9 +273,9 @@ func launch(sync int, t0 int64) int {
 	if err := l.applyRlimits(); err != nil {
 		return l.fail(Rlimits, err)
 	}
-	_, _, e := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
+	_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])))
-	return l.fail("", fmt.Errorf("execve %s: %w", l.spec.Path, e))
+	return l.fail("", wrap("execve "+l.spec.Path, e))
 }
 
 // mark stamps the end of a step.
@@ -255,8 +285,8 @@ func (l *launcher) mark(stage string) {
 
 // Monotonic reads CLOCK_MONOTONIC, which host and launcher share.
 func Monotonic() int64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	var ts syscall.Timespec
+	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
 	return ts.Nano()
 }
 
@@ -287,21 +317,21 @@ func (l *launcher) fail(protection string, err error) int {
 func (l *launcher) readSpec() error {
 	var hdr [4]byte
 	if err := readFull(l.sync, hdr[:]); err != nil {
-		return fmt.Errorf("read spec length: %w", err)
+		return wrap("read spec length", err)
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
+	n := frameLen(hdr)
 	if n == 0 || n > MaxMessage {
-		return fmt.Errorf("spec of %d bytes (limit %d)", n, MaxMessage)
+		return errors.New("spec of " + itoa(int(n)) + " bytes (limit " + itoa(MaxMessage) + ")")
 	}
 	body := make([]byte, n)
 	if err := readFull(l.sync, body); err != nil {
-		return fmt.Errorf("read spec: %w", err)
+		return wrap("read spec", err)
 	}
 	if err := l.spec.Decode(body); err != nil {
 		return err
 	}
 	if l.spec.Mode != ModeRun && l.spec.Mode != ModeProbe {
-		return fmt.Errorf("spec has unknown mode %d", l.spec.Mode)
+		return errors.New("spec has unknown mode " + itoa(int(l.spec.Mode)))
 	}
 	if len(l.spec.Argv) == 0 || l.spec.Path == "" {
 		return errors.New("spec has no program to run")
@@ -310,13 +340,10 @@ func (l *launcher) readSpec() error {
 }
 
 func (l *launcher) send(r *Report) error {
-	body := r.Encode()
-	msg := make([]byte, 4+len(body))
-	binary.LittleEndian.PutUint32(msg, uint32(len(body)))
-	copy(msg[4:], body)
+	msg := Frame(r.Encode())
 	for len(msg) > 0 {
-		n, err := unix.Write(l.sync, msg)
-		if errors.Is(err, unix.EINTR) {
+		n, err := syscall.Write(l.sync, msg)
+		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
@@ -329,15 +356,15 @@ func (l *launcher) send(r *Report) error {
 
 func readFull(fd int, b []byte) error {
 	for len(b) > 0 {
-		n, err := unix.Read(fd, b)
-		if errors.Is(err, unix.EINTR) {
+		n, err := syscall.Read(fd, b)
+		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			return io.ErrUnexpectedEOF
+			return errUnexpectedEOF
 		}
 		b = b[n:]
 	}
@@ -347,10 +374,10 @@ func readFull(fd int, b []byte) error {
 // applyRlimits sets each limit, soft and hard, with raw syscalls.
 func (l *launcher) applyRlimits() error {
 	for _, r := range l.spec.Rlimits {
-		lim := unix.Rlimit{Cur: r.Value, Max: r.Value}
-		_, _, e := unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(r.Resource), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
+		lim := syscall.Rlimit{Cur: r.Value, Max: r.Value}
+		_, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(r.Resource), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
 		if e != 0 {
-			return fmt.Errorf("set %s to %d: %w", r.Name, r.Value, e)
+			return wrap("set "+r.Name+" to "+strconv.FormatUint(r.Value, 10), e)
 		}
 	}
 	return nil
@@ -359,14 +386,14 @@ func (l *launcher) applyRlimits() error {
 // dropToUID switches the calling thread to uid/gid with no supplementary
 // groups; the kernel clears its capabilities on the way out of root.
 func dropToUID(uid, gid int) error {
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
-		return fmt.Errorf("clear supplementary groups: %w", e)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return wrap("clear supplementary groups", e)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
-		return fmt.Errorf("set gid %d: %w", gid, e)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+		return wrap("set gid "+itoa(gid), e)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
-		return fmt.Errorf("set uid %d: %w", uid, e)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return wrap("set uid "+itoa(uid), e)
 	}
 	return nil
 }
@@ -376,29 +403,29 @@ func dropToUID(uid, gid int) error {
 // can regain a capability.
 func dropCapabilities() error {
 	for c := 0; c <= 63; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-			if errors.Is(err, unix.EINVAL) {
+		if err := prctl(prCapbsetDrop, uintptr(c)); err != nil {
+			if err == syscall.EINVAL {
 				break // past the kernel's last capability
 			}
-			if errors.Is(err, unix.EPERM) {
+			if err == syscall.EPERM {
 				// No CAP_SETPCAP: the set can only be what we already lack.
 				break
 			}
-			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+			return wrap("drop capability "+itoa(c)+" from the bounding set", err)
 		}
 	}
-	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	_ = prctl(prCapAmbient, prCapAmbientClearAll)
 	// uid 0 inside the user namespace must not mean capabilities at exec:
 	// the bounding set is empty already; SECBIT_NOROOT says so outright,
 	// locked. Without CAP_SETPCAP (no user namespace, not root) this fails
 	// and there is nothing to guard.
 	const secbitNoroot, secbitNorootLocked = 1 << 0, 1 << 1
 	const secbitNoSetuidFixup, secbitNoSetuidFixupLocked = 1 << 2, 1 << 3
-	_ = unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoroot|secbitNorootLocked|secbitNoSetuidFixup|secbitNoSetuidFixupLocked, 0, 0, 0)
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if _, _, e := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return fmt.Errorf("clear capabilities: %w", e)
+	_ = prctl(prSetSecurebits, secbitNoroot|secbitNorootLocked|secbitNoSetuidFixup|secbitNoSetuidFixupLocked)
+	hdr := capHeader{version: linuxCapabilityVersion3}
+	var data [2]capData
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return wrap("clear capabilities", e)
 	}
 	return nil
 }
@@ -410,15 +437,19 @@ func dropCapabilities() error {
 // thread execs, inherit the filter.
 func installSeccomp(filter []byte) error {
 	if len(filter) == 0 || len(filter)%8 != 0 || len(filter)/8 > 4096 {
-		return fmt.Errorf("install seccomp filter: %d bytes is not 1 to 4096 instructions", len(filter))
+		return errors.New("install seccomp filter: " + itoa(len(filter)) + " bytes is not 1 to 4096 instructions")
 	}
-	prog := unix.SockFprog{
+	if sysSeccomp < 0 {
+		return errors.New("install seccomp filter: not supported on this architecture")
+	}
+	prog := syscall.SockFprog{
 		Len:    uint16(len(filter) / 8),
-		Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0])),
+		Filter: (*syscall.SockFilter)(unsafe.Pointer(&filter[0])),
 	}
-	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
+	nr := sysSeccomp
+	_, _, e := syscall.RawSyscall(uintptr(nr), seccompSetModeFilter, 0, uintptr(unsafe.Pointer(&prog)))
 	if e != 0 {
-		return os.NewSyscallError("seccomp", e)
+		return wrap("seccomp", e)
 	}
 	return nil
 }
@@ -426,14 +457,37 @@ func installSeccomp(filter []byte) error {
 // cloexecFrom marks descriptors from fd up close-on-exec one by one, for
 // kernels without close_range (before 5.11).
 func cloexecFrom(from int) error {
-	entries, err := os.ReadDir("/proc/self/fd")
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return wrap("open /proc/self/fd", err)
 	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= from {
-			unix.CloseOnExec(fd)
+	defer syscall.Close(dir)
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil {
+			return wrap("read /proc/self/fd", err)
+		}
+		if n <= 0 {
+			return nil
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(*(*uint16)(unsafe.Pointer(&b[16]))) // native order; records are 8-aligned
+			if reclen < 19 || reclen > len(b) {
+				break
+			}
+			name := b[19:reclen]
+			for i, c := range name {
+				if c == 0 {
+					name = name[:i]
+					break
+				}
+			}
+			if fd, err := strconv.Atoi(string(name)); err == nil && fd >= from && fd != dir {
+				syscall.CloseOnExec(fd)
+			}
+			b = b[reclen:]
 		}
 	}
-	return nil
 }

@@ -1,9 +1,8 @@
 package launcher
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // Messages between the host and the launcher, on the sync socket. Each is a
@@ -25,6 +24,12 @@ import (
 // socket's descriptor number. Nothing else starts a program this way. The
 // suffix is the message format's version.
 const Arg0 = "airlock-sandbox-launcher/2"
+
+// EnvVar is the launcher's only environment variable: the sync socket's
+// descriptor number again. The launcher looks for it first (package
+// syscall has the environment before any init runs; argv needs os or a
+// read of /proc/self/cmdline), then checks argv.
+const EnvVar = "AIRLOCK_SANDBOX_LAUNCHER"
 
 // GoAhead is the byte the host sends once the launcher is in its cgroups;
 // the launcher execs the plugin only after it.
@@ -143,8 +148,8 @@ type LandlockRule struct {
 
 type encoder struct{ b []byte }
 
-func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) uint(v uint64) { e.b = appendUvarint(e.b, v) }
+func (e *encoder) int(v int64)   { e.b = appendUvarint(e.b, zigzag(v)) }
 
 func (e *encoder) bool(v bool) {
 	if v {
@@ -200,7 +205,7 @@ func (d *decoder) fail() {
 }
 
 func (d *decoder) uint() uint64 {
-	v, n := binary.Uvarint(d.b)
+	v, n := uvarint(d.b)
 	if n <= 0 {
 		d.fail()
 		return 0
@@ -210,13 +215,13 @@ func (d *decoder) uint() uint64 {
 }
 
 func (d *decoder) int() int64 {
-	v, n := binary.Varint(d.b)
+	v, n := uvarint(d.b)
 	if n <= 0 {
 		d.fail()
 		return 0
 	}
 	d.b = d.b[n:]
-	return v
+	return unzigzag(v)
 }
 
 func (d *decoder) bool() bool {
@@ -288,10 +293,10 @@ func (d *decoder) strMap() map[string]string {
 // done returns the first error, or one for bytes left over.
 func (d *decoder) done(what string) error {
 	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%d bytes left over", len(d.b))
+		d.err = errors.New(itoa(len(d.b)) + " bytes left over")
 	}
 	if d.err != nil {
-		return fmt.Errorf("decode %s: %w", what, d.err)
+		return wrap("decode "+what, d.err)
 	}
 	return nil
 }
@@ -410,3 +415,64 @@ func (r *Report) Decode(b []byte) error {
 	}
 	return d.done("launch report")
 }
+
+// Numbers are LEB128 (7 bits a byte, low group first, high bit set on all
+// but the last); signed ones are zigzag-mapped first (0, -1, 1, -2 … to
+// 0, 1, 2, 3 …) so that small magnitudes stay short. The same format as
+// encoding/binary's varints, written here because the launcher does not
+// import that package (it pulls in reflect).
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// uvarint decodes a number from the start of b and returns it and the
+// bytes it took, or n <= 0 if b holds no complete number of at most 64
+// bits.
+func uvarint(b []byte) (v uint64, n int) {
+	var shift uint
+	for i, c := range b {
+		if i == 10 || i == 9 && c > 1 {
+			return 0, -1 // more than 64 bits
+		}
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v, i + 1
+		}
+		shift += 7
+	}
+	return 0, 0
+}
+
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// Frame prefixes body with its 4-byte little-endian length.
+func Frame(body []byte) []byte {
+	n := len(body)
+	return append([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, body...)
+}
+
+// frameLen reads a frame's length prefix.
+func frameLen(h [4]byte) uint32 {
+	return uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24
+}
+
+// wrapError is an error with context, as fmt.Errorf("%s: %w") makes one
+// (the launcher does not import fmt, which pulls in reflect and unicode).
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *wrapError) Unwrap() error { return e.err }
+
+func wrap(msg string, err error) error { return &wrapError{msg, err} }
+
+func itoa(n int) string { return strconv.Itoa(n) }

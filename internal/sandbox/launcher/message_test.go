@@ -1,6 +1,9 @@
 package launcher
 
 import (
+	"bytes"
+	"encoding/binary"
+	"math"
 	"reflect"
 	"testing"
 )
@@ -101,4 +104,35 @@ func FuzzDecodeLaunchMessages(f *testing.F) {
 		var r Report
 		_ = r.Decode(b)
 	})
+}
+
+// The launcher's varints are encoding/binary's format.
+func TestVarintsMatchEncodingBinary(t *testing.T) {
+	vals := []int64{0, 1, -1, 63, -64, 64, 127, 128, 300, -300, 1 << 31, -(1 << 31), 1<<62 + 5, -(1 << 62), math.MaxInt64, math.MinInt64}
+	for _, v := range vals {
+		if got, want := appendUvarint(nil, zigzag(v)), binary.AppendVarint(nil, v); !bytes.Equal(got, want) {
+			t.Errorf("varint %d = %x, encoding/binary %x", v, got, want)
+		}
+		if got, n := uvarint(binary.AppendVarint(nil, v)); n <= 0 || unzigzag(got) != v {
+			t.Errorf("varint %d decoded as %d (%d bytes)", v, unzigzag(got), n)
+		}
+		u := uint64(v)
+		if got, want := appendUvarint(nil, u), binary.AppendUvarint(nil, u); !bytes.Equal(got, want) {
+			t.Errorf("uvarint %d = %x, encoding/binary %x", u, got, want)
+		}
+		if got, n := uvarint(binary.AppendUvarint(nil, u)); n <= 0 || got != u {
+			t.Errorf("uvarint %d decoded as %d (%d bytes)", u, got, n)
+		}
+	}
+	for _, bad := range [][]byte{{}, {0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, bytes.Repeat([]byte{0x80}, 11)} {
+		if _, n := uvarint(bad); n > 0 {
+			t.Errorf("uvarint(%x) accepted", bad)
+		}
+		if _, n := binary.Uvarint(bad); n > 0 {
+			t.Errorf("encoding/binary accepts %x: the test is wrong", bad)
+		}
+	}
+	if got := frameLen([4]byte(Frame(make([]byte, 70000))[:4])); got != 70000 {
+		t.Errorf("frame length %d, want 70000", got)
+	}
 }

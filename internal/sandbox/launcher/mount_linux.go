@@ -2,12 +2,8 @@ package launcher
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // sourceError is a bind source the launcher could not open. It aborts the
@@ -35,7 +31,7 @@ func applyMounts(ops []MountOp, mark func(string)) error {
 	defer func() {
 		for _, fd := range src {
 			if fd >= 0 {
-				unix.Close(fd)
+				syscall.Close(fd)
 			}
 		}
 	}()
@@ -43,39 +39,39 @@ func applyMounts(ops []MountOp, mark func(string)) error {
 		if op.Kind != "bind" {
 			continue
 		}
-		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC}
+		how := openHow{flags: oPath | syscall.O_CLOEXEC}
 		if op.Strict {
-			how.Resolve = unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+			how.resolve = resolveNoSymlinks | resolveNoMagiclinks
 		}
-		fd, err := unix.Openat2(unix.AT_FDCWD, op.Source, &how)
-		if errors.Is(err, unix.ENOSYS) && !op.Strict {
-			fd, err = unix.Open(op.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		fd, err := openat2(op.Source, &how)
+		if err == syscall.ENOSYS && !op.Strict {
+			fd, err = syscall.Open(op.Source, oPath|syscall.O_CLOEXEC, 0)
 		}
 		if err != nil {
-			if op.Optional && errors.Is(err, unix.ENOENT) {
+			if op.Optional && err == syscall.ENOENT {
 				continue
 			}
-			if errors.Is(err, unix.ELOOP) {
-				return &sourceError{fmt.Errorf("open %s: a symlink appeared in the granted path since the host resolved it: %w", op.Source, err)}
+			if err == syscall.ELOOP {
+				return &sourceError{wrap("open "+op.Source+": a symlink appeared in the granted path since the host resolved it", err)}
 			}
-			return &sourceError{fmt.Errorf("open %s: %w", op.Source, err)}
+			return &sourceError{wrap("open "+op.Source, err)}
 		}
 		src[i] = fd
 	}
 	mark("mount sources opened")
 
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return wrap("make mounts private", err)
 	}
-	if err := unix.Mount("tmpfs", MountStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755"); err != nil {
-		return fmt.Errorf("mount the new root on %s: %w", MountStage, err)
+	if err := syscall.Mount("tmpfs", MountStage, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755"); err != nil {
+		return wrap("mount the new root on "+MountStage, err)
 	}
 	mark("stage mounted")
 	pivoted := false
 	defer func() {
 		if !pivoted {
 			// Leave the host tree as it was for the degraded launch.
-			_ = unix.Unmount(MountStage, unix.MNT_DETACH)
+			_ = syscall.Unmount(MountStage, syscall.MNT_DETACH)
 		}
 	}()
 	for i, op := range ops {
@@ -83,20 +79,20 @@ func applyMounts(ops []MountOp, mark func(string)) error {
 		var err error
 		switch op.Kind {
 		case "tmpfs":
-			if err = os.MkdirAll(target, 0o755); err == nil {
-				err = unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, op.Data)
+			if err = mkdirAll(target, 0o755); err == nil {
+				err = syscall.Mount("tmpfs", target, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, op.Data)
 			}
 		case "proc":
-			if err = os.MkdirAll(target, 0o555); err == nil {
-				flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+			if err = mkdirAll(target, 0o555); err == nil {
+				flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
 				// subset=pid hides everything but the process directories.
-				if err = unix.Mount("proc", target, "proc", flags, "subset=pid"); errors.Is(err, unix.EINVAL) {
-					err = unix.Mount("proc", target, "proc", flags, "")
+				if err = syscall.Mount("proc", target, "proc", flags, "subset=pid"); err == syscall.EINVAL {
+					err = syscall.Mount("proc", target, "proc", flags, "")
 				}
 			}
 		case "symlink":
-			if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
-				err = os.Symlink(op.Source, target)
+			if err = mkdirAll(dirname(target), 0o755); err == nil {
+				err = syscall.Symlink(op.Source, target)
 			}
 		case "bind":
 			if src[i] < 0 {
@@ -104,77 +100,77 @@ func applyMounts(ops []MountOp, mark func(string)) error {
 			}
 			err = bindMount(src[i], target, op)
 		default:
-			err = fmt.Errorf("unknown mount kind %q", op.Kind)
+			err = errors.New("unknown mount kind " + strconv.Quote(op.Kind))
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", op.Kind, op.Target, err)
+			return wrap(op.Kind+" "+op.Target, err)
 		}
 	}
 
 	mark("tree built")
 	// pivot_root(".", ".") stacks the old root on the new one; detaching it
 	// leaves only the new tree.
-	if err := unix.Chdir(MountStage); err != nil {
-		return fmt.Errorf("enter the new root: %w", err)
+	if err := syscall.Chdir(MountStage); err != nil {
+		return wrap("enter the new root", err)
 	}
-	if err := unix.PivotRoot(".", "."); err != nil {
-		_ = unix.Chdir("/")
-		return fmt.Errorf("pivot_root: %w", err)
+	if err := syscall.PivotRoot(".", "."); err != nil {
+		_ = syscall.Chdir("/")
+		return wrap("pivot_root", err)
 	}
 	pivoted = true
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("detach the host's root: %w", err)
+	if err := syscall.Unmount(".", syscall.MNT_DETACH); err != nil {
+		return wrap("detach the host's root", err)
 	}
-	if err := unix.Chdir("/"); err != nil {
+	if err := syscall.Chdir("/"); err != nil {
 		return err
 	}
 	mark("pivoted")
-	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("make the new root read-only: %w", err)
+	if err := syscall.Mount("", "/", "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV, ""); err != nil {
+		return wrap("make the new root read-only", err)
 	}
 	return nil
 }
 
 func bindMount(fd int, target string, op MountOp) error {
 	if op.File {
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := mkdirAll(dirname(target), 0o755); err != nil {
 			return err
 		}
-		f, err := unix.Open(target, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		f, err := syscall.Open(target, syscall.O_CREAT|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o644)
 		if err != nil {
 			return err
 		}
-		unix.Close(f)
-	} else if err := os.MkdirAll(target, 0o755); err != nil {
+		syscall.Close(f)
+	} else if err := mkdirAll(target, 0o755); err != nil {
 		return err
 	}
-	bind := uintptr(unix.MS_BIND)
+	bind := uintptr(syscall.MS_BIND)
 	if op.Recursive {
-		bind |= unix.MS_REC
+		bind |= syscall.MS_REC
 	}
-	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), target, "", bind, ""); err != nil {
+	if err := syscall.Mount("/proc/self/fd/"+strconv.Itoa(fd), target, "", bind, ""); err != nil {
 		return err
 	}
 	// A remount must keep the flags the source mount has locked (a user
 	// namespace may not clear them), so start from what statfs reports.
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(target, &st); err != nil {
 		return err
 	}
-	keep := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
-		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
-	want := uintptr(unix.MS_NOSUID)
+	keep := uintptr(st.Flags) & (syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC |
+		syscall.MS_NOATIME | syscall.MS_NODIRATIME | syscall.MS_RELATIME)
+	want := uintptr(syscall.MS_NOSUID)
 	if !op.Device {
-		want |= unix.MS_NODEV
+		want |= syscall.MS_NODEV
 	}
 	if op.ReadOnly {
-		want |= unix.MS_RDONLY
+		want |= syscall.MS_RDONLY
 	}
 	if keep&want == want {
 		return nil // the source mount has these flags already
 	}
-	if err := unix.Mount("", target, "", keep|want|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
-		return fmt.Errorf("remount read-only/nosuid: %w", err)
+	if err := syscall.Mount("", target, "", keep|want|syscall.MS_BIND|syscall.MS_REMOUNT, ""); err != nil {
+		return wrap("remount read-only/nosuid", err)
 	}
 	return nil
 }
