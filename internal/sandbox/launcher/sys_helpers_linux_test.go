@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -66,4 +67,18 @@ func TestCloexecFrom(t *testing.T) {
 
 func rawFcntl(fd, cmd, arg int) (uintptr, uintptr, syscall.Errno) {
 	return syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
+}
+
+// TestInheritedVariableIgnored: a program that merely inherited EnvVar
+// (another argv) runs as itself; the launcher's init stays out of its way.
+func TestInheritedVariableIgnored(t *testing.T) {
+	if os.Getenv("LAUNCHER_TEST_CHILD") == "1" {
+		return // reached: init returned
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInheritedVariableIgnored$")
+	cmd.Env = append(os.Environ(), EnvVar+"=3", "LAUNCHER_TEST_CHILD=1")
+	cmd.ExtraFiles = []*os.File{os.Stdin}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("a test binary with %s set and another argv failed: %v\n%s", EnvVar, err, out)
+	}
 }
