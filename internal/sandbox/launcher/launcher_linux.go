@@ -20,8 +20,8 @@ import (
 // which imports the airlock package and therefore this one, needs no extra
 // line in main, and test binaries work the same. The cost: the init
 // functions of packages initialised before this one (its few dependencies,
-// and packages ready earlier whose import path sorts first) also run in the
-// launcher. They run as the plugin's unprivileged uid, in the new
+// and packages ready earlier whose import path sorts first; see doc.go)
+// also run in the launcher. They run as the plugin's unprivileged uid, in the new
 // namespaces, before any plugin code, so they can harm nothing; but an init
 // with side effects (opening a log file, dialing a server) would repeat at
 // every plugin start.
@@ -95,9 +95,11 @@ type launcher struct {
 // The namespaces exist before any of this runs: the host asked for them at
 // clone time (Cloneflags) and wrote the uid/gid maps, and the Go child code
 // switched to uid 0 of the new user namespace, which is the plugin's own uid
-// on the host. The host sends the spec at once and places this process in
-// its v1 cgroups meanwhile (a v1 migration waits for an RCU grace period,
-// milliseconds on a busy machine); step 10 waits for its go-ahead. Then:
+// on the host. The host sends the spec at once and, while this process's
+// Go runtime starts and the steps below run, checks the namespaces, makes
+// the v1 cgroups and moves this process into them (a v1 migration waits for
+// an RCU grace period); step 10 waits for its go-ahead. Every step is
+// stamped (mark) for the report's timeline. Then:
 //
 //  1. hostname (UTS namespace), cheap and harmless first.
 //  2. The mount tree and pivot_root. Needs CAP_SYS_ADMIN in the user
