@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
 )
 
 // The spawn benchmarks start a plugin that exits at once and wait for it:
@@ -110,5 +112,92 @@ func spawnBench(b *testing.B, spawn func() error) {
 	slices.Sort(times)
 	if len(times) > 0 {
 		b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "ms-median")
+	}
+}
+
+// BenchmarkSpawn_Timeline runs the sandboxed spawn and logs, per step of
+// the host and of the launcher, the median time since Prepare began and
+// the median length of the step (since the previous step of the same
+// side). Run with -v to see the table.
+func BenchmarkSpawn_Timeline(b *testing.B) {
+	for _, p := range benchPlugins(b) {
+		for _, l := range []struct{ name, path string }{{"reexec", ""}, {"dedicated", launcherPath}} {
+			b.Run(p.name+"/"+l.name, func(b *testing.B) { timelineBench(b, p, l.path) })
+		}
+	}
+}
+
+func timelineBench(b *testing.B, p benchPlugin, launcherBin string) {
+	ctx := context.Background()
+	spec := Spec{Name: "bench", Instance: "1", Dir: fixtureDir, Program: p.program, IDs: testIDs,
+		Launcher: launcherBin, Machine: DetectMachine("")}
+	type side struct {
+		names []string
+		at    map[string][]int64 // since Prepare began
+		step  map[string][]int64 // since the previous launcher.Stamp of the same side
+	}
+	newSide := func() *side { return &side{at: map[string][]int64{}, step: map[string][]int64{}} }
+	host, launch := newSide(), newSide()
+	add := func(sd *side, st []launcher.Stamp, t0 int64) {
+		for i, x := range st {
+			if _, ok := sd.at[x.Stage]; !ok {
+				sd.names = append(sd.names, x.Stage)
+			}
+			sd.at[x.Stage] = append(sd.at[x.Stage], x.At-t0)
+			if i > 0 {
+				sd.step[x.Stage] = append(sd.step[x.Stage], x.At-st[i-1].At)
+			}
+		}
+	}
+	spawnBench(b, func() error {
+		cmd := p.command()
+		s, err := Prepare(ctx, cmd, spec, nil)
+		if err != nil {
+			return err
+		}
+		beforeStart := launcher.Monotonic()
+		if err := cmd.Start(); err != nil {
+			s.Close()
+			return err
+		}
+		afterStart := launcher.Monotonic()
+		err = s.Started()
+		werr := cmd.Wait()
+		waited := launcher.Monotonic()
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		closed := launcher.Monotonic()
+		if err == nil {
+			err = werr
+		}
+		hs := slices.Clone(s.stamps)
+		hs = append(hs, launcher.Stamp{Stage: "cmd.Start called", At: beforeStart}, launcher.Stamp{Stage: "cmd.Start returned", At: afterStart},
+			launcher.Stamp{Stage: "cmd.Wait returned", At: waited}, launcher.Stamp{Stage: "Close returned", At: closed})
+		slices.SortStableFunc(hs, func(a, b launcher.Stamp) int { return int(a.At - b.At) })
+		t0 := s.stamps[0].At
+		add(host, hs, t0)
+		// The launcher's first step is timed from cmd.Start's return (its
+		// exec is done then): Go runtime start and package inits.
+		ls := append([]launcher.Stamp{{Stage: "cmd.Start returned", At: afterStart}}, s.launcherStamps...)
+		add(launch, ls, t0)
+		return err
+	})
+	med := func(v []int64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return float64(v[len(v)/2]) / 1e3
+	}
+	for _, sd := range []struct {
+		name string
+		s    *side
+	}{{"host", host}, {"launcher", launch}} {
+		b.Logf("%s step                      at(µs)  step(µs)", sd.name)
+		for _, n := range sd.s.names {
+			b.Logf("  %-28s %8.0f %8.0f", n, med(sd.s.at[n]), med(sd.s.step[n]))
+		}
 	}
 }

@@ -8,8 +8,8 @@
 // before it execs the plugin: mounts, Landlock, the seccomp filter,
 // rlimits. A Go program cannot run code in that window, so the host starts
 // a launcher instead (its own binary again, /proc/self/exe, recognised by
-// an init function in this package, or Spec.Launcher), and the launcher
-// applies everything and execs the plugin. Namespaces, the uid mapping,
+// an init function in package internal/sandbox/launcher, or
+// Spec.Launcher), and the launcher applies everything and execs the plugin. Namespaces, the uid mapping,
 // the parent-death signal and the v2 cgroup are requested at clone time
 // through SysProcAttr.
 //
@@ -31,22 +31,24 @@
 //
 // # Host and launcher
 //
-// They talk over a socketpair (the launcher's end is the last extra file;
-// argv[1] names it). Messages are a 4-byte little-endian length and JSON.
+// The launcher's side lives in package internal/sandbox/launcher, which
+// also defines the messages. They talk over a socketpair (the launcher's
+// end is the last extra file; argv[1] names it). Messages are a 4-byte
+// little-endian length and a compact binary body (launcher.Spec.Encode).
 //
 //	host                                         launcher (in its namespaces,
 //	                                             uid 0 inside = plugin uid outside)
 //	cmd.Start ── clone3(CLONE_NEW*, INTO_CGROUP) ──▶ init(): wait for the spec
 //	Started:
-//	  launchSpec ─────────────────────────────────▶ mounts, pivot_root, Landlock,
+//	  launcher.Spec ──────────────────────────────▶ mounts, pivot_root, Landlock,
 //	  check /proc/<pid>/ns/*, host uid                 drop capabilities, seccomp
 //	  place in v1 cgroups, oom_score_adj=1000
 //	  watch exit (pidfd) and OOM (eventfd)
-//	             ◀──────────────────────── launchReport (applied, missing)
+//	             ◀──────────────────── launcher.Report (applied, missing, stamps)
 //	  decide Require
 //	  go byte ────────────────────────────────────▶ rlimits, execve(plugin)
 //	             ◀──────────────────────── EOF (close-on-exec)
-//	                                    or launchReport{Error}, exit 127
+//	                                or launcher.Report{Error}, exit 127
 //
 // # Honesty
 //

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"github.com/airlockhq/airlock/internal/sandbox/cgroup"
 	"github.com/airlockhq/airlock/internal/sandbox/seccomp"
 	"golang.org/x/sys/unix"
@@ -22,12 +24,14 @@ type machine struct {
 	cg     cgroup.Layout
 	cgErr  error
 	root   bool // euid 0: may map other uids and create namespaces without a user namespace
+	sys    systemTree
 }
 
 // Machine is what the host can tell about this kernel without starting a
-// process: Prepare's quick checks. Detect it once with DetectMachine and
-// pass it in Spec.Machine to skip them on every start (they cost about
-// 0.15 ms); Prepare detects afresh when Spec.Machine is nil.
+// process: Prepare's quick checks, and where the system library
+// directories that every plugin's root holds are. Detect it once with
+// DetectMachine and pass it in Spec.Machine to skip them on every start
+// (they cost about 0.2 ms); Prepare detects afresh when Spec.Machine is nil.
 //
 // A stale Machine cannot make Applied claim too much: every protection is
 // verified after the clone (the namespaces by the host, the rest by the
@@ -72,8 +76,8 @@ func detectMachine(cgroupParent string) machine {
 			mech.Reason = "/proc/sys/user/" + ns.sysctl + " is 0: raise it to allow " + ns.file + " namespaces"
 		case !userns.Available && !m.root:
 			mech.Reason = "needs a user namespace when the host is not root (" + userns.Reason + ")"
-		case ns.name == MountNS && !isDir(mountStage):
-			mech.Reason = mountStage + " does not exist: the launcher assembles the new root on it"
+		case ns.name == MountNS && !isDir(launcher.MountStage):
+			mech.Reason = launcher.MountStage + " does not exist: the launcher assembles the new root on it"
 		default:
 			mech.Available = true
 		}
@@ -124,6 +128,7 @@ func detectMachine(cgroupParent string) machine {
 		kill.Reason = "neither cgroup.kill (cgroup v2, Linux 5.14+) nor a writable freezer hierarchy"
 	}
 	add(kill)
+	m.sys = detectSystemTree()
 	return m
 }
 

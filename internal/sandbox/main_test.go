@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"github.com/airlockhq/airlock/internal/testing/attack"
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 	"go.uber.org/goleak"
@@ -425,7 +427,7 @@ func prepareWithout(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.
 	if err := checkRequire(spec.Require, m.report); err != nil {
 		return nil, err
 	}
-	return prepare(ctx, cmd, spec, logger, modeRun, m)
+	return prepare(ctx, cmd, spec, logger, launcher.ModeRun, m)
 }
 
 type testWriter struct{ t *testing.T }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"github.com/airlockhq/airlock/internal/sandbox/cgroup"
 )
 
@@ -72,7 +74,7 @@ func setUnavailable(r *Report, name, reason string) {
 func trialLaunch(ctx context.Context, m machine) (Report, error) {
 	spec := Spec{Name: "probe", Instance: "probe", Dir: "/", Program: "probe"}.withDefaults()
 	cmd := exec.Command("/proc/self/exe")
-	s, err := prepare(ctx, cmd, spec, nil, modeProbe, m)
+	s, err := prepare(ctx, cmd, spec, nil, launcher.ModeProbe, m)
 	if err != nil {
 		return Report{}, err
 	}

@@ -5,25 +5,27 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
 )
 
 // Protection names, as used in a manifest's sandbox.require, in `airlock
 // doctor` and in a plugin's status.
 const (
-	UserNS       = "userns"        // own user namespace; plugin mapped to an unprivileged host uid
-	PidNS        = "pidns"         // own pid namespace; the plugin is its init and sees only its own tree
-	NetNS        = "netns"         // own, empty network namespace (loopback down)
-	MountNS      = "mountns"       // own mount tree: minimal root, plugin folder read-only, private /tmp, fresh /proc
-	IPCNS        = "ipcns"         // own System V IPC and POSIX message queues
-	UTSNS        = "utsns"         // own hostname
-	Landlock     = "landlock"      // Landlock rules for the same paths, TCP ports and IPC scopes
-	Seccomp      = "seccomp"       // seccomp-bpf syscall allowlist
-	NoNewPrivs   = "no_new_privs"  // exec can never gain privileges (setuid bits, file capabilities)
-	Rlimits      = "rlimits"       // RLIMIT_NOFILE, FSIZE, CORE=0, CPU (and NPROC with an own uid)
-	CgroupMemory = "cgroup_memory" // memory cgroup limit
-	CgroupPids   = "cgroup_pids"   // task (process + thread) limit
-	CgroupCPU    = "cgroup_cpu"    // CFS quota
-	CgroupKill   = "cgroup_kill"   // the whole tree can be killed at once (cgroup.kill or a freezer)
+	UserNS       = "userns"            // own user namespace; plugin mapped to an unprivileged host uid
+	PidNS        = "pidns"             // own pid namespace; the plugin is its init and sees only its own tree
+	NetNS        = "netns"             // own, empty network namespace (loopback down)
+	MountNS      = launcher.MountNS    // own mount tree: minimal root, plugin folder read-only, private /tmp, fresh /proc
+	IPCNS        = "ipcns"             // own System V IPC and POSIX message queues
+	UTSNS        = "utsns"             // own hostname
+	Landlock     = launcher.Landlock   // Landlock rules for the same paths, TCP ports and IPC scopes
+	Seccomp      = launcher.Seccomp    // seccomp-bpf syscall allowlist
+	NoNewPrivs   = launcher.NoNewPrivs // exec can never gain privileges (setuid bits, file capabilities)
+	Rlimits      = launcher.Rlimits    // RLIMIT_NOFILE, FSIZE, CORE=0, CPU (and NPROC with an own uid)
+	CgroupMemory = "cgroup_memory"     // memory cgroup limit
+	CgroupPids   = "cgroup_pids"       // task (process + thread) limit
+	CgroupCPU    = "cgroup_cpu"        // CFS quota
+	CgroupKill   = "cgroup_kill"       // the whole tree can be killed at once (cgroup.kill or a freezer)
 )
 
 // Protections returns every protection name, in the order reports list them.

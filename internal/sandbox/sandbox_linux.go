@@ -1,11 +1,11 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
 
 	"github.com/airlockhq/airlock/internal/sandbox/cgroup"
 	"github.com/airlockhq/airlock/internal/sandbox/seccomp"
@@ -50,17 +52,19 @@ type Sandbox struct {
 	log  *slog.Logger
 	spec Spec
 	cmd  *exec.Cmd
-	msg  launchSpec
+	msg  launcher.Spec
 
-	namespaces map[string]string // protection → /proc/<pid>/ns file, requested at clone time
-	uid, gid   int
-	ownUID     bool // the uid is this instance's alone (a pool uid)
-	releaseID  func()
+	namespaces    map[string]string // protection → /proc/<pid>/ns file, requested at clone time
+	machineReport Report            // what the machine offers, for the reasons of what is missing
+	uid, gid      int
+	ownUID        bool // the uid is this instance's alone (a pool uid)
+	releaseID     func()
 
 	sync      *os.File // host end of the sync socket
 	childSync *os.File // launcher's end, closed once it started
 	cgFD      *os.File // v2 group directory for CLONE_INTO_CGROUP, closed once it started
 	group     *cgroup.Group
+	sweep     *cgroup.Layout // where Started sweeps dead hosts' groups; nil: no sweep
 
 	mu       sync.Mutex
 	pid      int
@@ -76,6 +80,10 @@ type Sandbox struct {
 
 	treeKills atomic.Int64
 	ooms      atomic.Int64 // OOM notifications from a v1 memory cgroup
+
+	// stamps time the launch: the host's steps in Prepare and Started, and
+	// the launcher's from its report. Written only by Prepare and Started.
+	stamps, launcherStamps []launcher.Stamp
 }
 
 // Prepare checks spec against this machine, creates the plugin's cgroups,
@@ -111,15 +119,18 @@ func Prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger)
 	if err := checkRequire(spec.Require, m.report); err != nil {
 		return nil, err
 	}
-	return prepare(ctx, cmd, spec, logger, modeRun, m)
+	return prepare(ctx, cmd, spec, logger, launcher.ModeRun, m)
 }
 
-func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, mode launchMode, m machine) (_ *Sandbox, err error) {
+func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger, mode launcher.Mode, m machine) (_ *Sandbox, err error) {
+	t0 := launcher.Monotonic()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sandbox{ctx: ctx, log: logger.With("plugin", spec.Name, "instance", spec.Instance), spec: spec, cmd: cmd,
-		namespaces: map[string]string{}, missing: map[string]string{}, detail: map[string]string{}}
+		namespaces: map[string]string{}, missing: map[string]string{}, detail: map[string]string{},
+		stamps: make([]launcher.Stamp, 1, 40)}
+	s.stamps[0] = launcher.Stamp{Stage: "prepare", At: t0}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -145,7 +156,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	// The plugin's program and the paths it sees.
 	program := filepath.Join(spec.Dir, spec.Program)
 	var grants []grant
-	if mode == modeRun {
+	if mode == launcher.ModeRun {
 		if err := checkProgram(spec.Dir, program, s.uid, s.gid); err != nil {
 			return nil, err
 		}
@@ -182,9 +193,9 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	if env == nil {
 		env = []string{}
 	}
-	s.msg = launchSpec{Mode: mode, Path: program, Argv: argv, Env: env, Dir: spec.Dir,
+	s.msg = launcher.Spec{Mode: mode, Path: program, Argv: argv, Env: env, Dir: spec.Dir,
 		KeepFDs: 3 + len(cmd.ExtraFiles), Require: spec.Require}
-	if mode == modeProbe {
+	if mode == launcher.ModeProbe {
 		s.msg.Path, s.msg.Argv, s.msg.Dir = "/proc/self/exe", []string{"probe"}, "/"
 	}
 
@@ -209,13 +220,13 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		s.msg.Hostname = hostname(spec.Name)
 	}
 	if cloneflags&syscall.CLONE_NEWNS != 0 {
-		s.msg.Mounts = buildMounts(grants, spec.Disk, cloneflags&syscall.CLONE_NEWPID != 0)
+		s.msg.Mounts = buildMounts(m.sys, grants, spec.Disk, cloneflags&syscall.CLONE_NEWPID != 0)
 	}
 	if !userns && m.root {
 		s.msg.DropUID, s.msg.DropGID = s.uid, s.gid
 	}
 	if avail(Landlock) {
-		s.msg.Landlock = buildLandlock(grants)
+		s.msg.Landlock = buildLandlock(m.sys, grants)
 	} else {
 		s.missing[Landlock] = m.report.Get(Landlock).Reason
 	}
@@ -234,7 +245,7 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	} else {
 		s.missing[Seccomp] = "needs no_new_privs, which is unavailable"
 	}
-	s.msg.Rlimits = []rlimit{
+	s.msg.Rlimits = []launcher.Rlimit{
 		{Resource: unix.RLIMIT_NOFILE, Name: "RLIMIT_NOFILE", Value: uint64(spec.OpenFiles)},
 		{Resource: unix.RLIMIT_FSIZE, Name: "RLIMIT_FSIZE", Value: uint64(spec.Disk)},
 		{Resource: unix.RLIMIT_CORE, Name: "RLIMIT_CORE", Value: 0},
@@ -249,18 +260,31 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 		if avail(CgroupPids) {
 			nproc = 2*nproc + 16
 		}
-		s.msg.Rlimits = append(s.msg.Rlimits, rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
+		s.msg.Rlimits = append(s.msg.Rlimits, launcher.Rlimit{Resource: unix.RLIMIT_NPROC, Name: "RLIMIT_NPROC", Value: nproc})
 	}
 
-	// Control groups.
-	if mode == modeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
-		if _, err := cgroup.Sweep(ctx, m.cg, spec.CgroupParent); err != nil {
-			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
+	s.mark("spec built")
+	// The launcher enforces Require for what it applies, but only for what
+	// it is asked to apply.
+	requested := map[string]bool{MountNS: s.msg.Mounts != nil, Landlock: s.msg.Landlock != nil,
+		Seccomp: s.msg.Seccomp != nil, NoNewPrivs: s.msg.NoNewPrivs, Rlimits: s.msg.Rlimits != nil}
+	for _, name := range spec.Require {
+		if launcherSide(name) && !requested[name] {
+			return nil, &UnavailableError{Protection: name,
+				Reason: firstNonEmpty(s.missing[name], m.report.Get(name).Reason, "not available")}
 		}
+	}
+
+	// Control groups: the v2 group now, for the launcher to be born into;
+	// the v1 groups in the background while the clone runs (Started waits
+	// for them before it places the launcher there).
+	s.machineReport = m.report
+	if mode == launcher.ModeRun && m.cgErr == nil && (avail(CgroupMemory) || avail(CgroupPids) || avail(CgroupCPU) || avail(CgroupKill)) {
+		s.sweep = &m.cg // Started sweeps while it waits for the launcher
 		token := make([]byte, 4)
 		_, _ = rand.Read(token)
 		name := cgroup.Name(spec.Name, spec.Instance, os.Getpid(), hex.EncodeToString(token))
-		g, err := cgroup.Create(m.cg, spec.CgroupParent, name,
+		g, err := cgroup.Begin(m.cg, spec.CgroupParent, name,
 			cgroup.Limits{Memory: spec.Memory, CPU: spec.CPU, Tasks: spec.Tasks})
 		if err != nil {
 			s.missing[CgroupKill] = err.Error()
@@ -274,35 +298,13 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 			}
 		}
 	}
-	for _, c := range []struct{ name, ctl string }{
-		{CgroupMemory, cgroup.Memory}, {CgroupPids, cgroup.Pids}, {CgroupCPU, cgroup.CPU},
-	} {
-		if s.group == nil {
-			if s.missing[c.name] == "" {
-				s.missing[c.name] = firstNonEmpty(m.report.Get(c.name).Reason, s.missing[CgroupKill], "no cgroup was created")
-			}
-			continue
-		}
-		if ok, via := s.group.Limited(c.ctl); ok {
-			s.detail[c.name] = "cgroup " + via
-		} else {
-			s.missing[c.name] = s.group.Missing()[c.ctl]
-		}
-	}
-	if s.group != nil && s.group.KillMethod() != "" {
-		s.detail[CgroupKill] = s.group.KillMethod()
-	} else if s.missing[CgroupKill] == "" {
-		s.missing[CgroupKill] = firstNonEmpty(m.report.Get(CgroupKill).Reason, "no cgroup was created")
-	}
-	for _, name := range spec.Require {
-		switch name {
-		case CgroupMemory, CgroupPids, CgroupCPU, CgroupKill:
-			if _, ok := s.detail[name]; !ok {
-				return nil, &UnavailableError{Protection: name, Reason: s.missing[name]}
-			}
+	if s.group == nil {
+		if err := s.settleCgroups(); err != nil {
+			return nil, err
 		}
 	}
 
+	s.mark("v2 cgroup created")
 	// The sync socket. The host's end is non-blocking, so Started can
 	// honour ctx; the launcher's end stays blocking.
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -341,18 +343,102 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	if spec.Launcher != "" {
 		cmd.Path = spec.Launcher
 	}
-	cmd.Args = []string{launcherArg0, strconv.Itoa(3 + len(cmd.ExtraFiles))}
-	cmd.Env = []string{}
+	syncFD := strconv.Itoa(3 + len(cmd.ExtraFiles))
+	cmd.Args = []string{launcher.Arg0, syncFD}
+	cmd.Env = []string{launcher.EnvVar + "=" + syncFD}
 	cmd.Err = nil
 	cmd.ExtraFiles = append(cmd.ExtraFiles, s.childSync)
 	cmd.SysProcAttr = attr
 	if cmd.Dir == "" {
 		cmd.Dir = spec.Dir
-		if mode == modeProbe {
+		if mode == launcher.ModeProbe {
 			cmd.Dir = "/"
 		}
 	}
+	s.mark("prepared")
 	return s, nil
+}
+
+// mark stamps the end of one of the host's steps.
+func (s *Sandbox) mark(stage string) {
+	s.stamps = append(s.stamps, launcher.Stamp{Stage: stage, At: launcher.Monotonic()})
+}
+
+// timeline returns the launch's stamps, host's and launcher's, in order.
+func (s *Sandbox) timeline() []launcher.Stamp {
+	st := slices.Concat(s.stamps, s.launcherStamps)
+	slices.SortStableFunc(st, func(a, b launcher.Stamp) int { return cmp.Compare(a.At, b.At) })
+	return st
+}
+
+// describeTimeline is the timeline as "step +duration" pairs, for the Debug log.
+func describeTimeline(st []launcher.Stamp) string {
+	var b strings.Builder
+	for i, x := range st {
+		if i == 0 {
+			continue
+		}
+		if i > 1 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s +%dµs", x.Stage, (x.At-st[i-1].At)/1000)
+	}
+	return b.String()
+}
+
+// launcherSide reports whether the launcher applies (and enforces) the
+// protection; the host verifies the others itself.
+func launcherSide(name string) bool {
+	switch name {
+	case MountNS, Landlock, Seccomp, NoNewPrivs, Rlimits:
+		return true
+	}
+	return false
+}
+
+// settleCgroups records how each cgroup protection is applied, or why
+// not, once the group is made, and fails for a required one that is
+// missing. Without a group it settles at once (in Prepare).
+func (s *Sandbox) settleCgroups() error {
+	var gerr error
+	if s.group != nil {
+		gerr = s.group.Ready()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gerr != nil && s.missing[CgroupKill] == "" {
+		s.missing[CgroupKill] = gerr.Error()
+	}
+	made := s.group != nil && gerr == nil
+	for _, c := range []struct{ name, ctl string }{
+		{CgroupMemory, cgroup.Memory}, {CgroupPids, cgroup.Pids}, {CgroupCPU, cgroup.CPU},
+	} {
+		if !made {
+			if s.missing[c.name] == "" {
+				s.missing[c.name] = firstNonEmpty(s.machineReport.Get(c.name).Reason, s.missing[CgroupKill], "no cgroup was created")
+			}
+			continue
+		}
+		if ok, via := s.group.Limited(c.ctl); ok {
+			s.detail[c.name] = "cgroup " + via
+		} else {
+			s.missing[c.name] = s.group.Missing()[c.ctl]
+		}
+	}
+	if made && s.group.KillMethod() != "" {
+		s.detail[CgroupKill] = s.group.KillMethod()
+	} else if s.missing[CgroupKill] == "" {
+		s.missing[CgroupKill] = firstNonEmpty(s.machineReport.Get(CgroupKill).Reason, "no cgroup was created")
+	}
+	for _, name := range s.spec.Require {
+		switch name {
+		case CgroupMemory, CgroupPids, CgroupCPU, CgroupKill:
+			if _, ok := s.detail[name]; !ok {
+				return &UnavailableError{Protection: name, Reason: s.missing[name]}
+			}
+		}
+	}
+	return nil
 }
 
 // pluginFilter is the assembled seccomp filter. It depends on nothing but
@@ -377,6 +463,7 @@ func (s *Sandbox) Started() error {
 	if s.cmd.Process == nil {
 		return errors.New("sandbox: Started called before the command started")
 	}
+	s.mark("started")
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
@@ -406,14 +493,10 @@ func (s *Sandbox) handshake(pid int) error {
 	if d, ok := s.ctx.Deadline(); ok {
 		_ = s.sync.SetDeadline(d)
 	}
-	body, err := json.Marshal(&s.msg)
-	if err != nil {
-		return fmt.Errorf("sandbox: encode launch spec: %w", err)
-	}
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-	if _, err := s.sync.Write(append(frame, body...)); err != nil {
+	if _, err := s.sync.Write(launcher.Frame(s.msg.Encode())); err != nil {
 		return s.launcherGone("send the launch spec", err)
 	}
+	s.mark("spec sent")
 
 	applied := map[string]bool{}
 	// The namespaces: compare the child's with ours.
@@ -434,6 +517,7 @@ func (s *Sandbox) handshake(pid int) error {
 			applied[name] = true
 		}
 	}
+	s.mark("namespaces checked")
 	// The uid the plugin holds on the host side.
 	if applied[UserNS] {
 		if uid, err := hostUID(pid); err != nil || uid != s.uid {
@@ -441,6 +525,11 @@ func (s *Sandbox) handshake(pid int) error {
 			s.setMissing(UserNS, fmt.Sprintf("the launcher runs as host uid %d, not the mapped uid %d (%v)", uid, s.uid, err))
 		}
 	}
+	s.mark("host uid checked")
+	if err := s.settleCgroups(); err != nil {
+		return err
+	}
+	s.mark("v1 cgroups ready")
 	if s.group != nil {
 		if err := s.group.Place(pid, s.cgFD != nil); err != nil {
 			return fmt.Errorf("sandbox: %w", err)
@@ -451,17 +540,57 @@ func (s *Sandbox) handshake(pid int) error {
 			}
 		}
 	}
+	s.mark("cgroups placed")
 	// If the machine runs out of memory, the kernel's OOM killer takes the
 	// plugin before the host (children inherit the score).
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("1000"), 0); err != nil {
 		s.log.Warn("sandbox: cannot make the plugin the OOM killer's first choice", "err", err)
 	}
+	s.mark("oom_score_adj")
 	s.startWatchers(pid)
+	s.mark("watchers")
+
+	// The host's part is decided: a required protection the host verifies
+	// (namespaces, cgroups) that is missing means no exec at all.
+	for _, name := range s.spec.Require {
+		if !launcherSide(name) && !applied[name] {
+			s.mu.Lock()
+			why := s.missing[name]
+			s.mu.Unlock()
+			return &UnavailableError{Protection: name, Reason: firstNonEmpty(why, "not applied")}
+		}
+	}
+	// Release the launcher now rather than after its report: it execs the
+	// plugin as soon as it has built the sandbox, and itself refuses to if
+	// a protection it applies is required and not in place (its report
+	// then carries the error). Waiting for the report first cost a round
+	// trip on every spawn.
+	if s.msg.Mode == launcher.ModeRun {
+		if _, err := s.sync.Write([]byte{launcher.GoAhead}); err != nil {
+			// The launcher may have stopped already; its report says why.
+			if rep, rerr := s.readReport(); rerr == nil && rep.Error != "" {
+				s.launcherStamps = rep.Stamps
+				return s.launchError(rep)
+			}
+			return s.launcherGone("release the launcher", err)
+		}
+		s.mark("go sent")
+	}
+	// Nothing is left to do but wait for the launcher: meanwhile, remove
+	// what hosts that died left in the cgroup hierarchies.
+	if s.sweep != nil {
+		if _, err := cgroup.Sweep(s.ctx, *s.sweep, s.spec.CgroupParent); err != nil {
+			s.log.Warn("sandbox: could not remove the cgroups of a dead host", "err", err)
+		}
+		s.mark("swept")
+	}
 
 	rep, err := s.readReport()
 	if err != nil {
 		return s.launcherGone("read the launcher's report", err)
 	}
+	s.mark("report read")
+	s.launcherStamps = rep.Stamps
 	if rep.Error != "" {
 		return s.launchError(rep)
 	}
@@ -471,8 +600,6 @@ func (s *Sandbox) handshake(pid int) error {
 	for name, why := range rep.Missing {
 		s.setMissing(name, why)
 	}
-	// Decide before the plugin runs: a required protection that is
-	// missing means no exec at all.
 	s.mu.Lock()
 	s.applied = nil
 	for _, name := range Protections() {
@@ -488,16 +615,16 @@ func (s *Sandbox) handshake(pid int) error {
 	}
 	appliedCopy, missing := slices.Clone(s.applied), copyMap(s.missing)
 	s.mu.Unlock()
+	// A backstop: the launcher enforces its own part of Require (and
+	// Prepare refused what it would not even attempt), so this finds
+	// nothing; if it ever did, the caller kills what may have started.
 	for _, name := range s.spec.Require {
 		if !applied[name] {
 			return &UnavailableError{Protection: name, Reason: missing[name]}
 		}
 	}
 
-	if s.msg.Mode == modeRun {
-		if _, err := s.sync.Write([]byte{goAhead}); err != nil {
-			return s.launcherGone("release the launcher", err)
-		}
+	if s.msg.Mode == launcher.ModeRun {
 		// EOF means execve worked (the socket is close-on-exec).
 		rep2, err := s.readReport()
 		switch {
@@ -507,6 +634,7 @@ func (s *Sandbox) handshake(pid int) error {
 		case rep2.Error != "":
 			return s.launchError(rep2)
 		}
+		s.mark("exec'd")
 	}
 	if len(missing) > 0 {
 		s.log.Warn("sandbox: started with protections missing", "pid", pid, "uid", s.uid,
@@ -514,11 +642,14 @@ func (s *Sandbox) handshake(pid int) error {
 	} else {
 		s.log.Debug("sandbox: started", "pid", pid, "uid", s.uid, "applied", appliedCopy)
 	}
+	if s.log.Enabled(s.ctx, slog.LevelDebug) {
+		s.log.Debug("sandbox: launch timeline", "pid", pid, "steps", describeTimeline(s.timeline()))
+	}
 	return nil
 }
 
-func (s *Sandbox) readReport() (launchReport, error) {
-	var rep launchReport
+func (s *Sandbox) readReport() (launcher.Report, error) {
+	var rep launcher.Report
 	var hdr [4]byte
 	if _, err := io.ReadFull(s.sync, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -527,20 +658,20 @@ func (s *Sandbox) readReport() (launchReport, error) {
 		return rep, err
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxMessage {
+	if n == 0 || n > launcher.MaxMessage {
 		return rep, fmt.Errorf("report of %d bytes", n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(s.sync, body); err != nil {
 		return rep, err
 	}
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return rep, fmt.Errorf("decode report: %w", err)
+	if err := rep.Decode(body); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
 
-func (s *Sandbox) launchError(rep launchReport) error {
+func (s *Sandbox) launchError(rep launcher.Report) error {
 	if rep.Protection != "" && slices.Contains(s.spec.Require, rep.Protection) {
 		return &UnavailableError{Protection: rep.Protection, Reason: rep.Error}
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/sandbox/launcher"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -517,7 +519,7 @@ func TestStarted_LauncherFailure(t *testing.T) {
 			}
 			defer s.Close()
 			// A step the launcher cannot perform.
-			s.msg.Mounts = append(s.msg.Mounts, mountOp{Kind: "bogus", Target: "/bogus"})
+			s.msg.Mounts = append(s.msg.Mounts, launcher.MountOp{Kind: "bogus", Target: "/bogus"})
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -544,6 +546,50 @@ func TestStarted_LauncherFailure(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), `"mode":"true"`) {
 				t.Errorf("the degraded plugin did not run: %q", out.String())
+			}
+		})
+	}
+}
+
+// TestStarted_LauncherEnforcesRequire: the host releases the launcher
+// before it reads the launcher's report, so the launcher itself must refuse
+// to exec when a required protection of its own is not in place, even one
+// it was never asked to apply.
+func TestStarted_LauncherEnforcesRequire(t *testing.T) {
+	needFull(t)
+	for _, name := range []string{Seccomp, Landlock, MountNS} {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(victimPath, "true")
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			spec := Spec{Name: "unasked", Dir: fixtureDir, Program: "victim", IDs: testIDs, Require: []string{name}}
+			s, err := Prepare(context.Background(), cmd, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// As if the host had not asked for it.
+			switch name {
+			case Seccomp:
+				s.msg.Seccomp = nil
+			case Landlock:
+				s.msg.Landlock = nil
+			case MountNS:
+				s.msg.Mounts = nil
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Started()
+			_ = cmd.Wait()
+			var ue *UnavailableError
+			if !errors.As(err, &ue) || ue.Protection != name {
+				t.Fatalf("Started = %v, want UnavailableError for %s", err, name)
+			}
+			// The launcher's refusal gives its own reason; the host's
+			// backstop (which finds it only after the exec) would not.
+			if !strings.Contains(ue.Reason, "did not ask for it") || out.Len() != 0 {
+				t.Errorf("the launcher did not refuse to exec without required %s: %v, output %q", name, err, out.String())
 			}
 		})
 	}

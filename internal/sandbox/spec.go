@@ -34,8 +34,9 @@ type Spec struct {
 	Disk      int64         // private /tmp size and RLIMIT_FSIZE, in bytes; default 64 MiB
 
 	// Require lists protections that must be applied (names in
-	// Protections). Prepare, or Started for what only the launcher can
-	// tell, fails with an *UnavailableError naming the first one missing.
+	// Protections). Prepare, or Started for what is known only once the
+	// launcher runs (or, rarely, once the plugin's cgroups are made), fails
+	// with an *UnavailableError naming the first one missing.
 	Require []string
 
 	// IDs hands out a distinct host uid (and gid) per plugin instance. Nil
@@ -44,10 +45,11 @@ type Spec struct {
 	// unprivileged host always runs plugins as itself.
 	IDs *IDPool
 	// Launcher is the program that starts as the sandbox launcher: any
-	// binary that imports this package (its init function does the work).
-	// Default "/proc/self/exe", the host's own binary, which needs no extra
-	// file; a small dedicated binary starts faster than a large host (see
-	// BenchmarkSpawn_Sandboxed). It runs with the host's privileges until it
+	// binary that imports this package or internal/sandbox/launcher (whose
+	// init function does the work). Default "/proc/self/exe", the host's
+	// own binary, which needs no extra file; a small static binary that
+	// imports only the launcher package starts faster than a large host
+	// (see BenchmarkSpawn_SandboxedDedicatedLauncher). It runs with the host's privileges until it
 	// has applied the sandbox, so it must be as trusted as the host.
 	Launcher string
 	// Machine, when set, is the result of DetectMachine, reused instead of

@@ -99,7 +99,9 @@ func unescapeOctal(s string) string {
 }
 
 // Group is one plugin's control groups across hierarchies. Its methods
-// are safe for concurrent use; Remove is idempotent.
+// are safe for concurrent use; Remove is idempotent. Every method but
+// Name, V2Dir and Remove first makes the v1 groups if Begin left them to
+// be made (see Ready).
 type Group struct {
 	mu   sync.Mutex // guards v1 and v2, which Remove empties
 	name string
@@ -110,27 +112,74 @@ type Group struct {
 	via     map[string]string
 	missing map[string]string
 	kill    string // "cgroup.kill", "v2 freeze", "v1 freezer", or ""
+	// bornInV2: the group's process was born in the v2 group (guarded by mu).
+	bornInV2 bool
+
+	// The v1 groups are made once, by the first call of Ready (every
+	// method calls it); createV1 writes the fields above without the lock.
+	once   sync.Once
+	layout Layout
+	parent string
+	lim    Limits
+	err    error // no hierarchy accepted the group
+}
+
+func newGroup(name string) *Group {
+	return &Group{name: name, v1: map[string]string{}, via: map[string]string{}, missing: map[string]string{}}
 }
 
 // Create makes the group parent/name in every hierarchy it can use and
 // writes lim. A controller it cannot use is recorded (see Missing), not an
 // error; Create fails only when it can create no group at all.
 func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
+	g, err := Begin(l, parent, name, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Ready(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Begin is Create in two steps, for a caller with something to do in
+// between: it makes the group's v2 directory, so that a child can be born
+// into it (V2Dir), and leaves the v1 directories and their limits (a
+// memory cgroup's mkdir alone costs ~50 µs) to Ready, which fails where
+// Create would have. The sandbox calls Ready while the launcher it just
+// started boots, instead of before the clone. (Making them in the
+// background during the clone does not help: a CLONE_INTO_CGROUP clone
+// waits for the kernel's cgroup mutex, which every cgroup mkdir holds.)
+func Begin(l Layout, parent, name string, lim Limits) (*Group, error) {
 	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return nil, fmt.Errorf("create cgroup: invalid group name %q", name)
 	}
 	parent = strings.Trim(filepath.Clean("/"+parent), "/")
-	g := &Group{name: name, v1: map[string]string{}, via: map[string]string{}, missing: map[string]string{}}
-	ok := false
+	g := newGroup(name)
 	if l.V2 != "" {
 		dir := filepath.Join(l.V2, parent, name)
 		if err := g.createV2(l, parent, dir, lim); err != nil {
 			g.missing["v2"] = err.Error()
 		} else {
 			g.v2 = dir
-			ok = true
 		}
 	}
+	g.layout, g.parent, g.lim = l, parent, lim
+	return g, nil
+}
+
+// Ready makes the v1 groups, the first time it is called, and reports
+// whether the group exists: it fails when no hierarchy accepted it (the
+// group then has no directory).
+func (g *Group) Ready() error {
+	g.once.Do(func() { g.err = g.createV1(g.layout, g.parent, g.lim) })
+	return g.err
+}
+
+// createV1 makes the v1 groups and settles what the group offers. It runs
+// once, inside Ready, before any other method reads the fields.
+func (g *Group) createV1(l Layout, parent string, lim Limits) error {
+	ok := g.v2 != ""
 	// With cgroup.kill the v1 freezer is not needed, and each v1 hierarchy
 	// a process joins costs a migration (an RCU grace period).
 	hasKill := g.v2 != "" && exists(filepath.Join(g.v2, "cgroup.kill"))
@@ -142,7 +191,7 @@ func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
 		}
 		dir, done := made[mp]
 		if !done {
-			dir = filepath.Join(mp, parent, name)
+			dir = filepath.Join(mp, parent, g.name)
 			if err := mkdirGroup(dir); err != nil {
 				g.missing[ctl] = fmt.Sprintf("create %s: %v", dir, err)
 				continue
@@ -160,9 +209,8 @@ func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
 			delete(g.missing, ctl)
 		}
 	}
-	if !ok {
-		_ = g.Remove(context.Background())
-		return nil, fmt.Errorf("create cgroup %s: no hierarchy accepted it: %s", name, g.describeMissing())
+	if !ok { // no directory was made, so there is nothing to remove
+		return fmt.Errorf("create cgroup %s: no hierarchy accepted it: %s", g.name, g.describeMissing())
 	}
 	for _, ctl := range []string{Memory, Pids, CPU} {
 		if g.via[ctl] == "" && g.missing[ctl] == "" {
@@ -170,7 +218,7 @@ func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
 		}
 	}
 	switch {
-	case g.v2 != "" && exists(filepath.Join(g.v2, "cgroup.kill")):
+	case hasKill:
 		g.kill = "cgroup.kill"
 	case g.v1[Freezer] != "":
 		g.kill = "v1 freezer"
@@ -179,7 +227,7 @@ func Create(l Layout, parent, name string, lim Limits) (*Group, error) {
 	default:
 		g.missing["kill"] = "neither cgroup.kill (Linux 5.14+, cgroup v2) nor a freezer is available"
 	}
-	return g, nil
+	return nil
 }
 
 func (g *Group) createV2(l Layout, parent, dir string, lim Limits) error {
@@ -296,17 +344,22 @@ func writeV1Limit(dir, ctl string, lim Limits) error {
 // Limited reports whether the controller (Memory, Pids, CPU) limits the
 // group, and through which version.
 func (g *Group) Limited(ctl string) (bool, string) {
+	_ = g.Ready()
 	v := g.via[ctl]
 	return v != "", v
 }
 
 // KillMethod is how Kill reaches every task ("cgroup.kill", "v1 freezer",
 // "v2 freeze"), or "" when it cannot.
-func (g *Group) KillMethod() string { return g.kill }
+func (g *Group) KillMethod() string {
+	_ = g.Ready()
+	return g.kill
+}
 
 // Missing returns why a controller or feature is not in use, by name
 // (Memory, Pids, CPU, "kill", "v2").
 func (g *Group) Missing() map[string]string {
+	_ = g.Ready()
 	m := make(map[string]string, len(g.missing))
 	for k, v := range g.missing {
 		m[k] = v
@@ -336,6 +389,12 @@ func (g *Group) V2Dir() string {
 
 // Dirs returns every directory of the group.
 func (g *Group) Dirs() []string {
+	_ = g.Ready()
+	return g.dirs()
+}
+
+// dirs is Dirs without waiting for the group to be made.
+func (g *Group) dirs() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var dirs []string
@@ -363,14 +422,28 @@ func (g *Group) Place(pid int, inV2 bool) error {
 			return fmt.Errorf("place process %d: %w", pid, err)
 		}
 	}
+	if inV2 && v2 != "" {
+		g.mu.Lock()
+		g.bornInV2 = true
+		g.mu.Unlock()
+	}
 	return nil
 }
 
-// Procs returns the pids in any of the group's hierarchies.
+// Procs returns the pids in any of the group's hierarchies. When the
+// group's process was born in its v2 group (Place with inV2), every task
+// of its tree is there, whatever else it joined, and only that group is
+// read.
 func (g *Group) Procs() ([]int, error) {
 	var pids []int
 	var errs []error
-	for _, dir := range g.Dirs() {
+	dirs := g.Dirs()
+	g.mu.Lock()
+	if g.bornInV2 && g.v2 != "" {
+		dirs = []string{g.v2}
+	}
+	g.mu.Unlock()
+	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
@@ -392,6 +465,7 @@ func (g *Group) Procs() ([]int, error) {
 // while it runs: cgroup.kill does that in the kernel; the freezers stop the
 // group first so nothing can fork between listing and killing.
 func (g *Group) Kill() error {
+	_ = g.Ready()
 	g.mu.Lock()
 	v2, freezer := g.v2, g.v1[Freezer]
 	g.mu.Unlock()
@@ -451,6 +525,7 @@ func (g *Group) freezeKill(file, freeze, thaw string) error {
 // Stats reads the group's counters. A counter the kernel does not keep
 // reads as zero.
 func (g *Group) Stats() Stats {
+	_ = g.Ready()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var s Stats
@@ -483,6 +558,7 @@ func (g *Group) Stats() Stats {
 // memory limit is not v1 (v2 groups set memory.oom.group instead, so the
 // kernel kills the whole group itself). The caller closes it.
 func (g *Group) OOMNotifier() (*os.File, error) {
+	_ = g.Ready()
 	g.mu.Lock()
 	dir := g.v1[Memory]
 	g.mu.Unlock()
@@ -510,6 +586,8 @@ func (g *Group) OOMNotifier() (*os.File, error) {
 // removes its directories. It gives up when ctx ends, leaving the group in
 // place and saying so. Removing a removed group does nothing.
 func (g *Group) Remove(ctx context.Context) error {
+	// v1 groups not made yet never will be: there is nothing of them to remove.
+	g.once.Do(func() {})
 	if len(g.Dirs()) == 0 {
 		return nil
 	}
@@ -526,10 +604,11 @@ func (g *Group) Remove(ctx context.Context) error {
 		for _, dir := range g.Dirs() {
 			err := unix.Rmdir(dir)
 			if err == nil || errors.Is(err, unix.ENOENT) {
+				// The shared parent stays, empty: removing it after the
+				// last group and creating it again for the next cost
+				// about 0.2 ms per plugin start (a memory cgroup mkdir
+				// alone is ~50 µs).
 				g.forget(dir)
-				// The shared parent goes too once the last group left it;
-				// it is busy (and stays) while another group uses it.
-				_ = unix.Rmdir(filepath.Dir(dir))
 				continue
 			}
 			last = &fs.PathError{Op: "rmdir", Path: dir, Err: err}
@@ -593,7 +672,8 @@ func Sweep(ctx context.Context, l Layout, parent string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for name := range stale {
-		g := &Group{name: name, v1: map[string]string{}, via: map[string]string{}, missing: map[string]string{}}
+		g := newGroup(name)
+		g.once.Do(func() {}) // made already
 		if l.V2 != "" && exists(filepath.Join(l.V2, parent, name)) {
 			g.v2 = filepath.Join(l.V2, parent, name)
 		}

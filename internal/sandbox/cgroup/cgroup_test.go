@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,6 +162,69 @@ func TestGroup_LimitsKillRemove(t *testing.T) {
 	}
 	if err := g.Remove(context.Background()); err != nil {
 		t.Errorf("second Remove: %v", err)
+	}
+}
+
+// TestBegin_V1Later: Begin makes only the v2 group; Ready makes the v1
+// groups with their limits, once; a group never made ready is still
+// removed whole.
+func TestBegin_V1Later(t *testing.T) {
+	l := needCgroups(t)
+	if l.V2 == "" || len(l.V1) == 0 {
+		t.Skip("needs the hybrid layout (v1 controllers and a v2 hierarchy)")
+	}
+	v1Dirs := func(name string) []string {
+		var out []string
+		for _, mp := range l.V1 {
+			d := filepath.Join(mp, testParent, name)
+			if _, err := os.Stat(d); err == nil && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	name := Name("cgtest", "begin", os.Getpid(), strconv.FormatInt(time.Now().UnixNano(), 36))
+	g, err := Begin(l, testParent, name, Limits{Memory: 64 << 20, Tasks: 32})
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	t.Cleanup(func() { _ = g.Remove(context.Background()) })
+	if _, err := os.Stat(g.V2Dir()); err != nil {
+		t.Fatalf("v2 group after Begin: %v", err)
+	}
+	if d := v1Dirs(name); len(d) != 0 {
+		t.Fatalf("v1 groups exist before Ready: %v", d)
+	}
+	if err := g.Ready(); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	if err := g.Ready(); err != nil {
+		t.Fatalf("second Ready: %v", err)
+	}
+	if d := v1Dirs(name); len(d) == 0 {
+		t.Fatal("no v1 group after Ready")
+	}
+	if ok, via := g.Limited(Pids); ok && via == "v1" {
+		if b, err := os.ReadFile(filepath.Join(g.v1[Pids], "pids.max")); err != nil || strings.TrimSpace(string(b)) != "32" {
+			t.Errorf("pids.max = %q, %v; want 32", b, err)
+		}
+	}
+
+	// Remove without Ready: nothing may be left in any hierarchy.
+	name2 := name + "x"
+	g2, err := Begin(l, testParent, name2, Limits{Memory: 64 << 20, Tasks: 32})
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	v2 := g2.V2Dir()
+	if err := g2.Remove(context.Background()); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := os.Stat(v2); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after Remove (stat: %v)", v2, err)
+	}
+	if d := v1Dirs(name2); len(d) != 0 {
+		t.Errorf("v1 groups left after Remove: %v", d)
 	}
 }
 

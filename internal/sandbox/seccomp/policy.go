@@ -1,5 +1,5 @@
-// Package seccomp builds and installs the seccomp-bpf filter every
-// process-tier plugin runs under.
+// Package seccomp builds the seccomp-bpf filter every process-tier plugin
+// runs under.
 //
 // The filter is an allowlist: the syscalls a Go or Rust program needs are
 // allowed, a named set of dangerous ones fail with EPERM, and every other
@@ -10,9 +10,11 @@
 //
 // Build is a pure function from nothing to BPF instructions: it runs on the
 // host, where tests can feed it to a BPF interpreter (golang.org/x/net/bpf)
-// and check each decision without installing anything. Install is the only
-// part that touches the kernel, and it runs in the sandbox launcher just
-// before the plugin's execve.
+// and check each decision without installing anything. Encode lays the
+// assembled program out as the kernel's struct sock_filter array, and the
+// sandbox launcher (internal/sandbox/launcher) hands those bytes to
+// seccomp(2) just before the plugin's execve: the launcher, a fresh process
+// on every spawn, links neither this package nor its BPF assembler.
 //
 // # Which denials kill?
 //
@@ -336,7 +338,7 @@ func littleEndian() bool {
 // Raw is one assembled BPF instruction, as the kernel's struct sock_filter.
 type Raw = bpf.RawInstruction
 
-// Assemble encodes a program for Install.
+// Assemble encodes a program for Encode.
 func Assemble(prog []bpf.Instruction) ([]Raw, error) {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
@@ -358,17 +360,4 @@ func Encode(raw []Raw) []byte {
 		b = binary.NativeEndian.AppendUint32(b, r.K)
 	}
 	return b
-}
-
-// Decode reverses Encode.
-func Decode(b []byte) ([]Raw, error) {
-	if len(b) == 0 || len(b)%8 != 0 || len(b)/8 > 4096 {
-		return nil, fmt.Errorf("decode seccomp filter: %d bytes is not 1 to 4096 instructions", len(b))
-	}
-	raw := make([]Raw, len(b)/8)
-	for i := range raw {
-		c := b[8*i:]
-		raw[i] = Raw{Op: binary.NativeEndian.Uint16(c), Jt: c[2], Jf: c[3], K: binary.NativeEndian.Uint32(c[4:])}
-	}
-	return raw, nil
 }
