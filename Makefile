@@ -24,6 +24,7 @@ all: build
 # resolution uses Go's own resolver.
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/airlock ./cmd/airlock
+	CGO_ENABLED=0 $(GO) build -o bin/airlock-launcher ./cmd/airlock-launcher
 
 demo: build
 	./bin/airlock demo

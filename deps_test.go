@@ -82,6 +82,7 @@ func TestDependencies(t *testing.T) {
 		{mod + "/policy", true, own(mod+"/manifest", "github.com/pelletier/go-toml/v2"), "policy is a public leaf: manifest and the TOML parser only"},
 		{mod + "/manifest", true, own("github.com/pelletier/go-toml/v2"), "manifest is a public leaf: it imports nothing from Airlock"},
 		{mod + "/cmd/airlock", false, notInternal, "the CLI uses only the public API, proving it is enough"},
+		{mod + "/cmd/airlock-launcher", true, own(mod + "/internal/sandbox/launcher"), "every package linked into the launcher is initialised at every plugin start"},
 		{mod + "/examples", false, notInternal, "examples show what users can write"},
 	}
 	for _, p := range pkgs {

@@ -392,6 +392,7 @@ type HostConfig struct {
 	limits       manifest.Limits
 	readPaths    []string
 	writePaths   []string
+	launcher     string
 
 	versions wire.VersionRange // the protocol versions offered; tests narrow it
 	resolver httpcap.Resolver  // name resolution for the http capability; tests stub it
@@ -452,6 +453,17 @@ func (c HostConfig) WithSandbox(enabled bool) HostConfig {
 	return c
 }
 
+// WithLauncher starts sandboxed plugins through the launcher program at
+// path (an absolute path to a build of cmd/airlock-launcher) instead of
+// re-executing the host's own binary. A small static launcher starts each
+// sandboxed plugin about 1 ms sooner than a large host binary; see
+// cmd/airlock-launcher. It runs with the host's privileges until the
+// sandbox is applied: install it where only the host's owner can write.
+func (c HostConfig) WithLauncher(path string) HostConfig {
+	c.launcher = path
+	return c
+}
+
 // WithRequire names protections every plugin must get (in addition to its
 // manifest's sandbox.require): a plugin refuses to start when one is
 // unavailable, with an error naming it. Names are those of Protections.
@@ -498,6 +510,17 @@ func (c HostConfig) validate() error {
 	for _, p := range append(slices.Clone(c.readPaths), c.writePaths...) {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 			return fmt.Errorf("airlock: HostConfig.WithPaths: %q is not a clean absolute path", p)
+		}
+	}
+	if c.launcher != "" {
+		const build = "build it with `CGO_ENABLED=0 go build -o PATH github.com/airlockhq/airlock/cmd/airlock-launcher`"
+		if !filepath.IsAbs(c.launcher) {
+			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): not an absolute path; %s", c.launcher, build)
+		}
+		if fi, err := os.Stat(c.launcher); err != nil {
+			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): %w; %s", c.launcher, err, build)
+		} else if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): not an executable file (mode %v); %s", c.launcher, fi.Mode(), build)
 		}
 	}
 	if c.maxFrame < wire.MinMaxFrame || c.maxFrame > wire.MaxMaxFrame {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -749,6 +750,73 @@ func TestPlugin_SameProtectionsInEveryLanguage(t *testing.T) {
 	for _, l := range languages[1:] {
 		if got, ran := applied[l.name]; ok && ran && !slices.Equal(got, want) {
 			t.Errorf("%s plugin got protections %v, %s got %v", l.name, got, languages[0].name, want)
+		}
+	}
+}
+
+// TestHost_WithLauncher starts sandboxed plugins through a dedicated
+// launcher (cmd/airlock-launcher) and checks they get exactly the
+// protections the default launcher (the host's own binary) gives them.
+func TestHost_WithLauncher(t *testing.T) {
+	launcher := fixture.GoBinary(t, fixture.Module+"/cmd/airlock-launcher")
+	applied := func(p *airlock.Plugin) []string {
+		var names []string
+		for _, ps := range p.Status().Protections {
+			if ps.Applied {
+				names = append(names, ps.Name)
+			}
+		}
+		return names
+	}
+	def, _ := newHost(t)
+	want := applied(loadMisbehave(t, def))
+
+	h, err := airlock.NewHostWithConfig(context.Background(), airlock.NewHostConfig().
+		WithLogger(slog.New(slog.DiscardHandler)).WithLauncher(launcher))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	p := loadMisbehave(t, h)
+	if got := call(t, p, "echo", "via the dedicated launcher"); got != "via the dedicated launcher" {
+		t.Fatalf("echo = %q", got)
+	}
+	if got := applied(p); !slices.Equal(got, want) {
+		t.Fatalf("protections with the dedicated launcher %v, with the host binary %v", got, want)
+	}
+	if len(want) == 0 {
+		t.Log("no protection is available on this machine: only the start itself was compared")
+	}
+
+	// The path is really what starts: a program that is not a launcher
+	// fails the load instead of running the plugin unprotected.
+	bad, err := airlock.NewHostWithConfig(context.Background(), airlock.NewHostConfig().
+		WithLogger(slog.New(slog.DiscardHandler)).WithLauncher("/bin/true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bad.Close(context.Background()) })
+	if _, err := bad.Load(context.Background(), misbehaveDir(t, "serve")); err == nil {
+		t.Fatal("a plugin loaded through /bin/true as its launcher")
+	} else {
+		t.Logf("load through /bin/true: %v", err)
+	}
+}
+
+func TestHostConfig_WithLauncherRejectsBadPaths(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "launcher")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"bin/airlock-launcher", "not an absolute path"},
+		{filepath.Join(t.TempDir(), "missing"), "no such file"},
+		{notExec, "not an executable file"},
+		{t.TempDir(), "not an executable file"},
+	} {
+		_, err := airlock.NewHostWithConfig(context.Background(), airlock.NewHostConfig().WithLauncher(tc.path))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "go build") {
+			t.Errorf("WithLauncher(%q): %v; want an error saying %q and how to build one", tc.path, err, tc.want)
 		}
 	}
 }

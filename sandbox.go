@@ -107,6 +107,7 @@ func (h *Host) sandboxSpec(m *manifest.Manifest, instance string) sandbox.Spec {
 		Require:    union(m.Sandbox.Require, h.cfg.require),
 		IDs:        h.ids,
 		Machine:    h.machine,
+		Launcher:   h.cfg.launcher,
 	}
 }
 

@@ -32,7 +32,7 @@ import (
 var (
 	fixtureDir    string   // 0755 directory holding the built programs
 	victimPath    string   // internal/testing/victim, static
-	launcherPath  string   // testdata/launcher: a launcher binary smaller than the test binary
+	launcherPath  string   // cmd/airlock-launcher: a launcher binary smaller than the test binary
 	dynVictimPath string   // the same, dynamically linked (cgo, external linker), or ""
 	fullRequire   []string // every protection this machine offers: hostile tests require them all
 	testIDs       *IDPool  // distinct host uids for plugins (root only)
@@ -73,7 +73,7 @@ func setupFixtures() func() {
 		return cleanup
 	}
 	launcherPath = filepath.Join(dir, "launcher")
-	if out, err := exec.Command("go", "build", "-o", launcherPath, "./testdata/launcher").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", launcherPath, "../../cmd/airlock-launcher").CombinedOutput(); err != nil {
 		fixtureErr = fmt.Errorf("build the launcher: %v\n%s", err, out)
 		return cleanup
 	}

@@ -682,6 +682,9 @@ func (s *Sandbox) launcherGone(what string, err error) error {
 	if s.ctx.Err() != nil {
 		return fmt.Errorf("sandbox: %s: %w", what, s.ctx.Err())
 	}
+	if s.spec.Launcher != "" {
+		return fmt.Errorf("sandbox: %s: the launcher %s died or hung up (is it a build of cmd/airlock-launcher from this version of Airlock?): %w", what, s.spec.Launcher, err)
+	}
 	return fmt.Errorf("sandbox: %s: the launcher died or hung up: %w", what, err)
 }
 
