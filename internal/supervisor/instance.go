@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -272,6 +273,11 @@ func (s *Supervisor) env(instance string) []string {
 		"AIRLOCK_PROTOCOL=1",
 		"AIRLOCK_PLUGIN=" + s.m.Name,
 		"AIRLOCK_INSTANCE=" + instance,
+	}
+	if mem := int64(s.m.Limits.Memory); mem > 0 {
+		// A hint for the plugin's runtime (the Go SDK sizes its garbage
+		// collector to it); the sandbox enforces the limit either way.
+		env = append(env, "AIRLOCK_MEMORY_LIMIT="+strconv.FormatInt(mem, 10))
 	}
 	return append(env, s.cfg.Env...)
 }

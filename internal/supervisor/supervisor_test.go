@@ -165,3 +165,33 @@ func TestDigestCache_RefusesAChangedFile(t *testing.T) {
 		t.Fatalf("changed file: %v", err)
 	}
 }
+
+// TestEnv_StatesTheMemoryLimit checks the plugin's environment carries its
+// memory envelope, the hint the Go SDK sizes its collector to, and nothing
+// of the host's.
+func TestEnv_StatesTheMemoryLimit(t *testing.T) {
+	t.Setenv("AIRLOCK_TEST_HOST_SECRET", "x")
+	for _, tc := range []struct {
+		memory manifest.Size
+		want   string // "" means absent
+	}{
+		{256 << 20, "268435456"},
+		{0, ""},
+	} {
+		m := manifest.Manifest{Name: "p"}
+		m.Limits.Memory = tc.memory
+		s := &Supervisor{m: &m}
+		got, found := "", false
+		for _, kv := range s.env("p-1") {
+			if v, ok := strings.CutPrefix(kv, "AIRLOCK_MEMORY_LIMIT="); ok {
+				got, found = v, true
+			}
+			if strings.HasPrefix(kv, "AIRLOCK_TEST_HOST_SECRET") {
+				t.Errorf("the host's environment leaked: %s", kv)
+			}
+		}
+		if got != tc.want || found != (tc.want != "") {
+			t.Errorf("memory %d: AIRLOCK_MEMORY_LIMIT = %q (set %v), want %q", tc.memory, got, found, tc.want)
+		}
+	}
+}

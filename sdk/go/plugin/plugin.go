@@ -21,6 +21,15 @@
 // The SDK imports only the standard library (and Airlock's own protocol
 // packages, which do the same), so a plugin's module gains no dependency.
 //
+// # Memory
+//
+// Serve sets GOGC to 400 (Go's default is 100) and, when the host states
+// the plugin's memory limit, a soft memory limit of 90% of it: payloads
+// pass through short-lived buffers, and with Go's defaults a plugin
+// receiving 1 MiB inputs collected every few calls. The settings yield to
+// GOGC or GOMEMLIMIT in the environment and to debug.SetGCPercent or
+// debug.SetMemoryLimit called before Serve.
+//
 // # Tiers
 //
 // Handlers see only this package's API, never the transport, so the same

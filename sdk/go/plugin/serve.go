@@ -13,11 +13,14 @@ import (
 
 // Serve connects to the host, negotiates the protocol version and serves
 // calls until the host shuts the plugin down (nil) or the connection fails.
+// It first sizes the garbage collector to the plugin (see the package
+// doc's Memory section) unless the plugin already chose its own settings.
 func (p *Plugin) Serve() error {
 	conn, err := hostConn()
 	if err != nil {
 		return err
 	}
+	tuneGC()
 	return p.ServeConn(conn)
 }
 
