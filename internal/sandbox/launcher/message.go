@@ -214,15 +214,7 @@ func (d *decoder) uint() uint64 {
 	return v
 }
 
-func (d *decoder) int() int64 {
-	v, n := uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return unzigzag(v)
-}
+func (d *decoder) int() int64 { return unzigzag(d.uint()) }
 
 func (d *decoder) bool() bool {
 	if len(d.b) == 0 || d.b[0] > 1 {
