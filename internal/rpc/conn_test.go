@@ -629,3 +629,45 @@ func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
 		t.Fatalf("new connection on a closed watcher: %q %v", out, err)
 	}
 }
+
+// TestConn_PluginReadsWhileALargeReplyDrains checks a plugin keeps reading
+// while a reply larger than the socket's buffer waits for the host to read
+// it: a second call must reach its handler before the host has read a
+// byte of the first reply.
+func TestConn_PluginReadsWhileALargeReplyDrains(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	second := make(chan struct{})
+	big := bytes.Repeat([]byte{'b'}, 3<<20) // far more than a socketpair buffers
+	p := newConn(b, Options{Role: RolePlugin, Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if req.Function == "big" {
+			return big, nil
+		}
+		close(second)
+		return req.Payload, nil
+	}})
+	defer p.Close(nil)
+	if p.watch == nil {
+		t.Skip("no watcher on this platform: a worker reads instead")
+	}
+	if _, err := host.Write(wire.Call{Function: "big"}.AppendFrame(nil, 1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the plugin is now blocked writing the big reply
+	if _, err := host.Write(wire.Call{Function: "small", Payload: []byte("s")}.AppendFrame(nil, 2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second call was not read while the first reply waited for the host")
+	}
+	// Both replies arrive, in the order they were written.
+	r := wire.NewReader(host, 64<<10, wire.DefaultMaxFrame)
+	for _, want := range []uint64{1, 2} {
+		h, err := r.Next()
+		if err != nil || h.Kind != wire.KindResult || h.ID != want {
+			t.Fatalf("got %+v, %v; want RESULT %d", h, err, want)
+		}
+	}
+}

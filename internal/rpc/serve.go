@@ -54,22 +54,26 @@ func (c *Conn) worker(reading bool) {
 // while the handler runs; otherwise it is handed to an idle worker (or a
 // new one) first, so frames keep being read during the call.
 //
-// The role is taken back after the handler returns and before its reply is
-// written. Taken back after, it raced the caller's next call: when the
-// next frame came before the disarm, the watcher woke and handed the role
-// to another goroutine, a thread wake and a goroutine switch on most
-// sequential calls of a loaded 2-CPU machine (seen in perf as workers
-// started by readable).
+// A small reply is written after the role is taken back: taken back
+// after the write, it raced the caller's next call, and when that frame
+// came before the disarm the watcher woke and handed the role to another
+// goroutine (a thread wake and a goroutine switch). A large reply is
+// written with the role still free, so frames keep being read while the
+// socket drains, however long that takes.
 func (c *Conn) inline(req *Request, written chan error) bool {
 	if c.watch != nil && c.r.Buffered() == 0 {
 		c.role.Store(roleFree)
 		if c.watch.arm(c.fd) == nil {
 			out, err, ok := c.run(req)
+			large := ok && err == nil && len(out) > copyLimit
+			if large {
+				c.answer(req.ID, out, err, written)
+			}
 			held := c.role.CompareAndSwap(roleFree, roleHeld)
 			if held {
 				_ = c.watch.disarm(c.fd)
 			}
-			if ok {
+			if ok && !large {
 				c.answer(req.ID, out, err, written)
 			}
 			return held // false: the watcher gave the role to a worker meanwhile
