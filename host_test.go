@@ -820,3 +820,25 @@ func TestHostConfig_WithLauncherRejectsBadPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestPlugin_CallToAPluginThatStopsReading: a plugin that stops reading
+// its connection leaves a large call's frame half-written. The call still
+// ends at its caller's deadline, and the plugin is killed for it at once
+// (not later by the heartbeat watchdog) and started afresh.
+func TestPlugin_CallToAPluginThatStopsReading(t *testing.T) {
+	h, sink := newHost(t)
+	p, err := h.Load(context.Background(), misbehaveDir(t, "deaf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = p.Call(ctx, "echo", make([]byte, 3<<20)) // far more than a socket buffers
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call to a plugin that stopped reading: %v, want its deadline", err)
+	}
+	waitFor(t, "the plugin to be killed for not reading", func() bool {
+		return sink.count("plugin stopped reading its connection; killing it") > 0
+	})
+	waitFor(t, "a restart", func() bool { return p.Status().Restarts > 0 })
+}

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -71,9 +72,11 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	id := c.nextID
 	c.pending[id] = cl
 	c.mu.Unlock()
-	if ownDeadline {
+	if hasEnd {
 		// The connection's deadline heap ends the call: no timer of its own.
-		cl.dl = deadline{at: end, id: id, out: true, index: -1}
+		// A context deadline is in the heap too, for the one case the
+		// caller cannot watch its context: while it is still sending.
+		cl.dl = deadline{at: end, id: id, out: true, ctx: !ownDeadline, index: -1}
 		c.dls.add(&cl.dl, c.fire)
 		defer c.dls.remove(&cl.dl)
 	}
@@ -92,7 +95,7 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	} else {
 		*b = wire.AppendHostCallPrefix((*b)[:0], id, left, function, token, len(payload))
 	}
-	f := outFrame{buf: b}
+	f := outFrame{buf: b, call: id}
 	if len(payload) <= copyLimit {
 		*b = append(*b, payload...)
 	} else {
@@ -141,18 +144,57 @@ func (c *Conn) giveUp(ctx context.Context, cl *call, id uint64) ([]byte, error) 
 	return nil, c.expired(ctx, false)
 }
 
-// expireCall resolves call id because its own deadline passed.
-func (c *Conn) expireCall(id uint64) {
+// expireCall resolves call id because its deadline passed: its own
+// timeout, or (ctxEnd) its context's deadline, which the heap handles only
+// while the call's frame is not yet sent (otherwise the caller watches its
+// context itself).
+//
+// A frame still queued is taken out: the peer never hears of the call and
+// its slot is free at once. A frame being written when the deadline passes
+// means the peer has not read it in all that time; the caller may be the
+// goroutine blocked writing it, and half a frame cannot be taken back, so
+// the connection fails (ErrNotReading): the caller gets its deadline error,
+// and the host's supervisor kills the plugin and starts it afresh.
+func (c *Conn) expireCall(id uint64, ctxEnd bool) {
 	c.mu.Lock()
 	cl := c.pending[id]
 	c.mu.Unlock()
-	if cl != nil && c.abandon(id) {
-		cl.ch <- reply{err: Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed before the plugin answered")}
+	if cl == nil {
+		return
+	}
+	var expired error = Errorf(wire.CodeDeadlineExceeded, "the function's timeout passed before the plugin answered")
+	if ctxEnd {
+		expired = context.DeadlineExceeded
+	}
+	f, state := c.w.unsend(id)
+	switch {
+	case state == sendQueued:
+		if c.take(id) {
+			c.release()
+			cl.ch <- reply{err: expired}
+		}
+		finish(f, errUnsent)
+		return
+	case state == sendDone && ctxEnd:
+		return // sent: the caller sees its context end
+	}
+	if c.abandon(id) {
+		cl.ch <- reply{err: expired}
 		if c.readerCall.Load() == id {
 			c.interrupt() // its caller is reading: stop the read
 		}
 	}
+	if state == sendInFlight {
+		c.fail(ErrNotReading)
+	}
 }
+
+// errUnsent finishes a frame taken out of the queue before it was written.
+var errUnsent = errors.New("rpc: the call ended before its frame was written")
+
+// ErrNotReading is why a connection failed whose peer did not read a
+// call's frame before the call's deadline.
+var ErrNotReading = errors.New("a call's deadline passed while its frame was still being written: the plugin is not reading its connection")
 
 // abandon takes call id out of pending, keeps it as abandoned (its slot
 // stays taken until the peer answers) and tells the peer to cancel it. It

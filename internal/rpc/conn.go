@@ -324,7 +324,7 @@ func (c *Conn) expire() {
 	var buf [8]deadline
 	for _, d := range c.dls.due(time.Now(), c.fire, buf[:0]) {
 		if d.out {
-			c.expireCall(d.id)
+			c.expireCall(d.id, d.ctx)
 			continue
 		}
 		c.mu.Lock()

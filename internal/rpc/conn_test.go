@@ -671,3 +671,80 @@ func TestConn_PluginReadsWhileALargeReplyDrains(t *testing.T) {
 		}
 	}
 }
+
+// TestConn_CallEndsAtItsDeadlineWhenThePeerStopsReading covers a peer that
+// stops reading its socket: a call whose frame is stuck half-written ends
+// at its own deadline (or its context's), and the connection fails saying
+// why; a call whose frame was still queued behind it ends at its deadline
+// without failing the connection.
+func TestConn_CallEndsAtItsDeadlineWhenThePeerStopsReading(t *testing.T) {
+	big := make([]byte, 3<<20) // far more than a socketpair buffers
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		ctx     time.Duration
+		want    error
+	}{
+		{"own timeout", 200 * time.Millisecond, 0, context.DeadlineExceeded},
+		{"context deadline", 0, 200 * time.Millisecond, context.DeadlineExceeded},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := NewWatcher()
+			if err != nil {
+				t.Skip(err)
+			}
+			defer w.Close()
+			a, deaf := sockpair(t)
+			defer deaf.Close() // open, never read
+			h := newConn(a, Options{Role: RoleHost, Watcher: w})
+			defer h.Close(nil)
+			ctx := context.Background()
+			if tc.ctx > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.ctx)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err = h.Call(ctx, "f", tc.timeout, nil, big)
+			took := time.Since(start)
+			t.Logf("returned after %v: %v", took, err)
+			if !errors.Is(err, tc.want) || took > time.Second {
+				t.Fatalf("Call returned %v after %v; want %v at its deadline", err, took, tc.want)
+			}
+			select {
+			case <-h.Done():
+				if !errors.Is(h.Err(), ErrNotReading) {
+					t.Fatalf("connection failed with %v, want ErrNotReading", h.Err())
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the connection is still open with a half-written frame")
+			}
+		})
+	}
+
+	t.Run("queued behind the stuck frame", func(t *testing.T) {
+		a, deaf := sockpair(t)
+		defer deaf.Close()
+		h := newConn(a, Options{Role: RoleHost})
+		defer h.Close(nil)
+		first := make(chan error, 1)
+		go func() {
+			_, err := h.Call(context.Background(), "f", 10*time.Second, nil, big)
+			first <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // the first frame is now stuck half-written
+		start := time.Now()
+		_, err := h.Call(context.Background(), "g", 200*time.Millisecond, nil, make([]byte, copyLimit+1))
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+			t.Fatalf("queued call returned %v after %v; want its deadline", err, took)
+		}
+		if err := h.Err(); err != nil {
+			t.Fatalf("the connection failed (%v) for a call that never started writing", err)
+		}
+		h.Close(nil)
+		if err := <-first; err == nil {
+			t.Fatal("the stuck call succeeded")
+		}
+	})
+}

@@ -33,6 +33,7 @@ type deadline struct {
 	index int    // position in the heap; -1 when not in it
 	id    uint64 // the call
 	out   bool   // an outgoing call (else one this side serves)
+	ctx   bool   // an outgoing call's context deadline, not its own timeout
 }
 
 type dlHeap []*deadline

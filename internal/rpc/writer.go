@@ -20,6 +20,7 @@ type outFrame struct {
 	buf     *[]byte    // header and fixed fields (and a copied small payload); pooled
 	payload []byte     // large payload written from the sender's slice, or nil
 	written chan error // when non-nil, receives the write's outcome
+	call    uint64     // the outgoing call this frame starts, or 0
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -47,6 +48,7 @@ type writer struct {
 	mu      sync.Mutex
 	queue   []outFrame
 	spare   []outFrame
+	current []outFrame // the batch being written, while it is
 	writing bool
 	err     error
 
@@ -120,11 +122,13 @@ func (w *writer) drain(rounds int) {
 		}
 		batch := w.queue
 		w.queue = w.spare[:0]
+		w.current = batch
 		w.mu.Unlock()
 
 		err := w.writeBatch(batch)
 
 		w.mu.Lock()
+		w.current = nil
 		clear(batch)
 		w.spare = batch[:0]
 		if err != nil && w.err == nil {
@@ -189,6 +193,35 @@ func (w *writer) flusher() {
 			return
 		}
 	}
+}
+
+// sendState says how far the frame of an outgoing call got.
+type sendState uint8
+
+const (
+	sendDone     sendState = iota // written, or never queued
+	sendQueued                    // still queued: unsend took it out
+	sendInFlight                  // in the batch being written right now
+)
+
+// unsend takes call's frame out of the queue if its write has not started
+// and returns it, unfinished: the caller resolves the call first and then
+// finishes the frame (which releases a sender waiting on written).
+func (w *writer) unsend(call uint64) (outFrame, sendState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, f := range w.queue {
+		if f.call == call {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			return f, sendQueued
+		}
+	}
+	for _, f := range w.current {
+		if f.call == call {
+			return outFrame{}, sendInFlight
+		}
+	}
+	return outFrame{}, sendDone
 }
 
 // fail marks the writer failed so later sends return err. Frames still

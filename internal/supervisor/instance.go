@@ -327,6 +327,12 @@ func (s *Supervisor) closeError(inst *instance, cause error) error {
 		s.log.Error("plugin broke the protocol; killing it", "instance", inst.id, "err", cause)
 		inst.kill(pe.Error())
 	}
+	if errors.Is(cause, rpc.ErrNotReading) {
+		// A call is stuck half-written: waiting for the plugin to exit on
+		// its own would keep that call's caller waiting too.
+		s.log.Warn("plugin stopped reading its connection; killing it", "instance", inst.id, "err", cause)
+		inst.kill(cause.Error())
+	}
 	select {
 	case <-inst.proc.Done():
 	case <-time.After(exitWait):

@@ -48,6 +48,14 @@ func main() {
 		w := wire.Welcome{Version: 9, Versions: wire.VersionRange{Min: 9, Max: 9}, MaxFrame: wire.DefaultMaxFrame, SDK: "misbehave", Functions: []string{"echo"}}
 		_, _ = syscall.Write(raw, w.AppendFrame(nil))
 		time.Sleep(time.Hour)
+	case "deaf":
+		// Complete the handshake, then never read the socket again: the
+		// host's writes to it fill its buffer and stall.
+		readFrame(raw)
+		w := wire.Welcome{Version: 1, Versions: wire.Supported, MaxFrame: wire.DefaultMaxFrame, SDK: "misbehave-deaf",
+			Functions: []string{"crash", "deadline", "echo", "fail", "flood", "garbage", "hang", "log", "oversized", "panic", "sleep"}}
+		_, _ = syscall.Write(raw, w.AppendFrame(nil))
+		time.Sleep(time.Hour)
 	case "missing-export":
 		p := plugin.New("misbehave", "1.0.0")
 		p.Handle("echo", echo)
