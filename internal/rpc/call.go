@@ -172,6 +172,10 @@ func (c *Conn) expireCall(id uint64, ctxEnd bool) {
 		if c.take(id) {
 			c.release()
 			cl.ch <- reply{err: expired}
+		} else if c.unabandon(id) {
+			// Its caller gave up first and kept the slot for the peer's
+			// answer, which will never come for a frame never sent.
+			c.release()
 		}
 		finish(f, errUnsent)
 		return
@@ -195,6 +199,15 @@ var errUnsent = errors.New("rpc: the call ended before its frame was written")
 // ErrNotReading is why a connection failed whose peer did not read a
 // call's frame before the call's deadline.
 var ErrNotReading = errors.New("a call's deadline passed while its frame was still being written: the plugin is not reading its connection")
+
+// unabandon forgets abandoned call id, reporting whether it was one.
+func (c *Conn) unabandon(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.abandoned[id]
+	delete(c.abandoned, id)
+	return ok
+}
 
 // abandon takes call id out of pending, keeps it as abandoned (its slot
 // stays taken until the peer answers) and tells the peer to cancel it. It
