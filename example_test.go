@@ -33,6 +33,31 @@ func Example() {
 	// operate 1 [echo]
 }
 
+// A host whose binary is large, or linked with cgo, starts its sandboxed
+// plugins through the small static launcher, cmd/airlock-launcher, instead
+// of re-executing itself: one line, and every plugin starts about 1 ms
+// sooner, with the same protections.
+func ExampleHostConfig_WithLauncher() {
+	ctx := context.Background()
+	launcher := fixture.ExampleBinary(fixture.Module + "/cmd/airlock-launcher") // e.g. /usr/local/libexec/airlock-launcher
+	host, err := airlock.NewHostWithConfig(ctx, airlock.NewHostConfig().
+		WithLogger(slog.New(slog.DiscardHandler)).
+		WithLauncher(launcher))
+	if err != nil {
+		panic(err)
+	}
+	defer host.Close(ctx)
+
+	echo, err := host.Load(ctx, fixture.ExamplePluginDir(fixture.Module+"/examples/echo", echoManifest))
+	if err != nil {
+		panic(err)
+	}
+	out, err := echo.Call(ctx, "echo", []byte("started by the dedicated launcher"))
+	fmt.Println(string(out), err)
+	// Output:
+	// started by the dedicated launcher <nil>
+}
+
 // A caller's deadline reaches the plugin: a handler that would sleep for
 // ten seconds is stopped after fifty milliseconds, and the error says so.
 func ExamplePlugin_Call_deadline() {
