@@ -513,14 +513,8 @@ func (c HostConfig) validate() error {
 		}
 	}
 	if c.launcher != "" {
-		const build = "build it with `CGO_ENABLED=0 go build -o PATH github.com/airlockhq/airlock/cmd/airlock-launcher`"
-		if !filepath.IsAbs(c.launcher) {
-			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): not an absolute path; %s", c.launcher, build)
-		}
-		if fi, err := os.Stat(c.launcher); err != nil {
-			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): %w; %s", c.launcher, err, build)
-		} else if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			return fmt.Errorf("airlock: HostConfig.WithLauncher(%q): not an executable file (mode %v); %s", c.launcher, fi.Mode(), build)
+		if err := sandbox.CheckLauncher(c.launcher); err != nil {
+			return fmt.Errorf("airlock: HostConfig.WithLauncher: %w; build one with `CGO_ENABLED=0 go build -o PATH github.com/airlockhq/airlock/cmd/airlock-launcher`", err)
 		}
 	}
 	if c.maxFrame < wire.MinMaxFrame || c.maxFrame > wire.MaxMaxFrame {

@@ -138,10 +138,8 @@ func (s Spec) validate() error {
 		bad("OpenFiles %d is below 8: the plugin could not even open its own libraries", s.OpenFiles)
 	}
 	if s.Launcher != "" {
-		if !filepath.IsAbs(s.Launcher) {
-			bad("Launcher %q is not an absolute path", s.Launcher)
-		} else if fi, err := os.Stat(s.Launcher); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			bad("Launcher %q is not an executable file: %v", s.Launcher, statErr(err))
+		if err := CheckLauncher(s.Launcher); err != nil {
+			bad("Launcher: %v", err)
 		}
 	}
 	if strings.Contains(s.CgroupParent, "..") {
@@ -163,6 +161,23 @@ func checkGrant(bad func(string, ...any), field, p string) {
 			bad("%s entry %q: %v", field, p, statErr(err))
 		}
 	}
+}
+
+// CheckLauncher reports why path cannot be Spec.Launcher: it must be the
+// absolute path of an executable regular file. The host checks it once, when
+// it is configured, and Prepare again for each spec.
+func CheckLauncher(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%q is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%q is not an executable file (mode %v)", path, fi.Mode())
+	}
+	return nil
 }
 
 func statErr(err error) error {
