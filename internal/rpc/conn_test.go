@@ -542,6 +542,24 @@ func TestConn_WithoutWatcher(t *testing.T) {
 // TestConn_IdleHostStillReads checks that frames the plugin sends while no
 // host call is waiting (log records, host calls from its own goroutines,
 // pongs) are read: the watcher must hand them to a reader.
+// postLogAndWait sends a LOG frame for call id from the plugin side and
+// waits until the host side's OnLog (feeding logs) has it; unread says
+// what failed if it never arrives.
+func postLogAndWait(t *testing.T, p *Conn, logs <-chan uint64, id uint64, unread string) {
+	t.Helper()
+	if err := p.Post(wire.Log{Message: "ping"}.AppendFrame(nil, id)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-logs:
+		if got != id {
+			t.Fatalf("log for call %d, want %d", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(unread)
+	}
+}
+
 func TestConn_IdleHostStillReads(t *testing.T) {
 	logs := make(chan uint64, 4)
 	h, p := pair(t, Options{Handler: echo, OnLog: func(id uint64, _ []byte) { logs <- id }}, Options{Handler: echo})
@@ -549,17 +567,7 @@ func TestConn_IdleHostStillReads(t *testing.T) {
 	if _, err := h.Call(context.Background(), "echo", time.Second, nil, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Post(wire.Log{Message: "idle"}.AppendFrame(nil, 77)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case id := <-logs:
-		if id != 77 {
-			t.Fatalf("log for call %d", id)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a log record sent while the host was idle was never read")
-	}
+	postLogAndWait(t, p, logs, 77, "a log record sent while the host was idle was never read")
 	// A host call from the plugin while the host is idle is served.
 	if out, err := p.Call(context.Background(), "kv.echo", time.Second, []byte("t"), []byte("hi")); err != nil || string(out) != "hi" {
 		t.Fatalf("host call while idle: %q %v", out, err)
@@ -606,17 +614,7 @@ func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // the host side is idle: its role is free and its watch armed
-	if err := p.Post(wire.Log{Message: "after"}.AppendFrame(nil, 5)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case id := <-logs:
-		if id != 5 {
-			t.Fatalf("log for call %d", id)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a frame sent after the watcher closed was never read")
-	}
+	postLogAndWait(t, p, logs, 5, "a frame sent after the watcher closed was never read")
 	for i := range 100 {
 		if out, err := h.Call(context.Background(), "echo", time.Second, nil, []byte{byte(i)}); err != nil || len(out) != 1 || out[0] != byte(i) {
 			t.Fatalf("call %d after the watcher closed: %v %v", i, out, err)
