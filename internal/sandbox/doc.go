@@ -9,9 +9,9 @@
 // rlimits. A Go program cannot run code in that window, so the host starts
 // a launcher instead (its own binary again, /proc/self/exe, recognised by
 // an init function in package internal/sandbox/launcher, or
-// Spec.Launcher), and the launcher applies everything and execs the plugin. Namespaces, the uid mapping,
-// the parent-death signal and the v2 cgroup are requested at clone time
-// through SysProcAttr.
+// Spec.Launcher), and the launcher applies everything and execs the
+// plugin. Namespaces, the uid mapping, the parent-death signal and the v2
+// cgroup are requested at clone time through SysProcAttr.
 //
 // # Use
 //
@@ -44,9 +44,10 @@
 //	  check /proc/<pid>/ns/*, host uid                 drop capabilities, seccomp
 //	  place in v1 cgroups, oom_score_adj=1000
 //	  watch exit (pidfd) and OOM (eventfd)
+//	  decide the host's part of Require
+//	  go byte ────────────────────────────────────▶ (its own part of Require)
 //	             ◀──────────────────── launcher.Report (applied, missing, stamps)
-//	  decide Require
-//	  go byte ────────────────────────────────────▶ rlimits, execve(plugin)
+//	  check the report against Require              rlimits, execve(plugin)
 //	             ◀──────────────────────── EOF (close-on-exec)
 //	                                or launcher.Report{Error}, exit 127
 //
