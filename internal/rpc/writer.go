@@ -3,6 +3,7 @@ package rpc
 import (
 	"io"
 	"net"
+	"slices"
 	"sync"
 )
 
@@ -212,7 +213,7 @@ func (w *writer) unsend(call uint64) (outFrame, sendState) {
 	defer w.mu.Unlock()
 	for i, f := range w.queue {
 		if f.call == call {
-			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			w.queue = slices.Delete(w.queue, i, i+1) // zeroes the vacated slot: no payload kept alive
 			return f, sendQueued
 		}
 	}
