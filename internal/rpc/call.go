@@ -37,6 +37,9 @@ var callPool = sync.Pool{New: func() any {
 // matching ErrClosed (or the one Options.CloseError made) when the
 // connection ended first.
 func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration, token, payload []byte) ([]byte, error) {
+	if c.dog != nil {
+		c.leaveBatch() // a handler of a batch must not hold the reading role while it waits
+	}
 	now := time.Now()
 	end, hasEnd := ctx.Deadline()
 	ownDeadline := false // timeout ends the call before ctx does

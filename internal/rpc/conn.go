@@ -12,7 +12,9 @@
 // writing and batches with others when someone is (see writer); the
 // goroutine that reads an incoming call runs its handler itself after
 // handing the reading role to an idle peer (leader/follower), so a call
-// reaches its handler without a goroutine switch; no lock is held across I/O;
+// reaches its handler without a goroutine switch; calls that arrive in a
+// burst run one after another on the reading goroutine and their replies go
+// out in one write (see Conn.batch); no lock is held across I/O;
 // frame buffers are pooled; payloads above 32 KiB are written from the
 // caller's own slice.
 //
@@ -93,6 +95,9 @@ type Options struct {
 	// Watcher): host callers then read their own replies. A host shares one
 	// among its connections. The plugin side makes its own.
 	Watcher *Watcher
+
+	// batchPatience replaces the package's batchPatience (tests).
+	batchPatience time.Duration
 }
 
 // Conn is one side of a connection. It is safe for concurrent use.
@@ -131,6 +136,12 @@ type Conn struct {
 	bg         sync.WaitGroup
 	calls      chan *Request // incoming calls for idle call workers
 
+	// batches (plugin side; see batch)
+	batchGen atomic.Uint64 // counts batch calls started
+	dogSeen  atomic.Uint64 // batchGen at the watchdog's previous tick
+	dogArmed atomic.Bool
+	dog      *time.Timer // the batch watchdog; nil on the host side
+
 	// serving pool
 	turn       chan struct{} // hands the reading role to an idle worker
 	idle       atomic.Int32
@@ -150,6 +161,7 @@ type Conn struct {
 type Stats struct {
 	UnknownKinds atomic.Uint64 // frames of kinds this version does not know, skipped
 	LateReplies  atomic.Uint64 // replies to calls already given up on
+	BatchCuts    atomic.Uint64 // batch calls the watchdog took the reading role from
 }
 
 // New starts a Conn over rwc. r must read from rwc; it is passed in because
@@ -160,6 +172,9 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 	}
 	if opts.MaxServing == 0 {
 		opts.MaxServing = 1024
+	}
+	if opts.batchPatience == 0 {
+		opts.batchPatience = batchPatience
 	}
 	c := &Conn{
 		opts:       opts,
@@ -203,6 +218,8 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 		}
 		return c
 	}
+	c.dog = time.AfterFunc(time.Hour, c.watchdog)
+	c.dog.Stop()
 	go c.worker(true)
 	return c
 }
@@ -292,6 +309,9 @@ func (c *Conn) fail(cause error) {
 		c.mu.Unlock()
 
 		c.dls.stop()
+		if c.dog != nil {
+			c.dog.Stop()
+		}
 		if c.watch != nil {
 			c.watch.remove(c.fd)
 			if c.ownWatch {

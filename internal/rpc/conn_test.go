@@ -746,3 +746,159 @@ func TestConn_CallEndsAtItsDeadlineWhenThePeerStopsReading(t *testing.T) {
 		}
 	})
 }
+
+// countingConn counts the writes made on a socket.
+type countingConn struct {
+	*sockio.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func (c *countingConn) WriteBuffers(bufs [][]byte) (int64, error) {
+	c.writes.Add(1)
+	return c.Conn.WriteBuffers(bufs)
+}
+
+// burst writes calls to functions fns, with ids 1, 2, ..., in one write,
+// so that the plugin finds them all in one read.
+func burst(t *testing.T, host io.Writer, fns ...string) {
+	t.Helper()
+	var b []byte
+	for i, fn := range fns {
+		b = wire.Call{Function: fn, Payload: fmt.Appendf(nil, "call %d", i+1)}.AppendFrame(b, uint64(i+1))
+	}
+	if _, err := host.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readReplies reads frames from the plugin until n replies came, answering
+// each HOSTCALL with its own payload. It returns the replies by call id.
+func readReplies(t *testing.T, host io.ReadWriter, n int, each func(id uint64)) map[uint64]string {
+	t.Helper()
+	got := map[uint64]string{}
+	r := wire.NewReader(host, 64<<10, wire.DefaultMaxFrame)
+	for len(got) < n {
+		h, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %d replies: %v", len(got), err)
+		}
+		body, err := r.Body(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch h.Kind {
+		case wire.KindResult:
+			m, err := wire.DecodeResult(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[h.ID] = string(m.Payload)
+			if each != nil {
+				each(h.ID)
+			}
+		case wire.KindHostCall:
+			m, err := wire.DecodeHostCall(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := host.Write(wire.Result{Payload: append([]byte("host: "), m.Payload...)}.AppendFrame(nil, h.ID)); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("unexpected %v frame", h.Kind)
+		}
+	}
+	return got
+}
+
+// TestConn_PluginAnswersABurstInOneWrite covers batches: calls found in
+// one read run on the reading goroutine, and their replies go out together
+// instead of one write each.
+func TestConn_PluginAnswersABurstInOneWrite(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	counted := &countingConn{Conn: b}
+	p := newConn(counted, Options{Role: RolePlugin, Handler: echo})
+	defer p.Close(nil)
+	const n = 16
+	fns := make([]string, n)
+	for i := range fns {
+		fns[i] = "echo"
+	}
+	burst(t, host, fns...)
+	got := readReplies(t, host, n, nil)
+	for i := 1; i <= n; i++ {
+		if want := fmt.Sprintf("call %d", i); got[uint64(i)] != want {
+			t.Fatalf("reply %d is %q, want %q", i, got[uint64(i)], want)
+		}
+	}
+	// The first 15 calls each found the next one buffered: one write for
+	// their replies; the last one, found alone, answers on its own.
+	if w := counted.writes.Load(); w > 2 {
+		t.Fatalf("%d replies took %d writes; want them batched into 2", n, w)
+	}
+}
+
+// TestConn_BatchWatchdogFreesTheRestOfABurst covers a handler that blocks
+// in the middle of a batch: after the watchdog's patience, another
+// goroutine reads and serves the rest of the burst, so a handler waiting on
+// the calls behind it is not a deadlock.
+func TestConn_BatchWatchdogFreesTheRestOfABurst(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	release := make(chan struct{})
+	p := newConn(b, Options{Role: RolePlugin, Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if req.Function == "wait" {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("the calls behind this one were never served")
+			}
+		}
+		return req.Payload, nil
+	}})
+	defer p.Close(nil)
+	burst(t, host, "wait", "echo", "echo", "echo")
+	answered := 0
+	got := readReplies(t, host, 4, func(id uint64) {
+		if answered++; answered == 3 {
+			close(release) // the three calls behind "wait" are answered
+		}
+	})
+	if got[1] != "call 1" {
+		t.Fatalf("the blocked call answered %q", got[1])
+	}
+	if p.Stats().BatchCuts.Load() == 0 {
+		t.Fatal("the watchdog did not take the reading role from the blocked call")
+	}
+}
+
+// TestConn_BatchCallMayCallThePeer covers a handler of a batch that calls
+// the host: it gives up the reading role before it waits, so its reply is
+// read without waiting for the watchdog (which this test switches off).
+func TestConn_BatchCallMayCallThePeer(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	var self atomic.Pointer[Conn]
+	p := newConn(b, Options{Role: RolePlugin, batchPatience: time.Hour, Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		if req.Function == "ask" {
+			return self.Load().Call(ctx, "lookup", 0, nil, req.Payload)
+		}
+		return req.Payload, nil
+	}})
+	defer p.Close(nil)
+	self.Store(p)
+	burst(t, host, "ask", "echo", "echo")
+	got := readReplies(t, host, 3, nil)
+	if got[1] != "host: call 1" || got[2] != "call 2" || got[3] != "call 3" {
+		t.Fatalf("replies %v", got)
+	}
+	if n := p.Stats().BatchCuts.Load(); n != 0 {
+		t.Fatalf("the watchdog cut %d batch calls; the handler's own call should have handed the role on", n)
+	}
+}

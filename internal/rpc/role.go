@@ -14,6 +14,10 @@ import (
 //	          caller waiting for its own reply, or the background reader
 //	roleFree  nobody reads; the socket is armed in the Watcher, which hands
 //	          the role to a goroutine when a frame arrives
+//	roleBatch a plugin worker holds the role but is running a call of a
+//	          batch (see Conn.batch); the batch watchdog, or the handler
+//	          itself when it makes a call of its own, may take the role
+//	          from it with a compare-and-swap and hand it on
 //
 // Whoever sets roleFree arms the watch afterwards; whoever takes the role
 // with a compare-and-swap from roleFree disarms it (a watch that fires in
@@ -21,7 +25,18 @@ import (
 const (
 	roleHeld int32 = iota
 	roleFree
+	roleBatch
 )
+
+// handOff gives the reading role, which the calling goroutine took and
+// will not use, to an idle worker, or to a new one if none is idle.
+func (c *Conn) handOff() {
+	select {
+	case c.turn <- struct{}{}:
+	default:
+		go c.worker(true)
+	}
+}
 
 // readable is called by the Watcher when the socket became readable while
 // the role was free: it gives the role to a goroutine that reads. It runs
@@ -31,11 +46,7 @@ func (c *Conn) readable() {
 		return // someone took the role meanwhile
 	}
 	if c.opts.Role == RolePlugin {
-		select {
-		case c.turn <- struct{}{}:
-		default:
-			go c.worker(true)
-		}
+		c.handOff()
 		return
 	}
 	c.startBackground()

@@ -50,9 +50,10 @@ func (c *Conn) worker(reading bool) {
 // inline runs req on this goroutine. It reports whether this goroutine
 // still holds the reading role afterwards.
 //
-// With a watcher and nothing more already buffered, the role is left free
-// while the handler runs; otherwise it is handed to an idle worker (or a
-// new one) first, so frames keep being read during the call.
+// When the next frame is already buffered, the call runs as part of a
+// batch (see batch). Otherwise, with a watcher and nothing buffered, the
+// role is left free while the handler runs; else it is handed to an idle
+// worker (or a new one) first, so frames keep being read during the call.
 //
 // A small reply is written after the role is taken back: taken back
 // after the write, it raced the caller's next call, and when that frame
@@ -61,20 +62,23 @@ func (c *Conn) worker(reading bool) {
 // written with the role still free, so frames keep being read while the
 // socket drains, however long that takes.
 func (c *Conn) inline(req *Request, written chan error) bool {
+	if c.r.Complete() {
+		return c.batch(req, written)
+	}
 	if c.watch != nil && c.r.Buffered() == 0 {
 		c.role.Store(roleFree)
 		if c.watch.arm(c.fd) == nil {
 			out, err, ok := c.run(req)
 			large := ok && err == nil && len(out) > copyLimit
 			if large {
-				c.answer(req.ID, out, err, written)
+				c.answer(req.ID, out, err, written, false)
 			}
 			held := c.role.CompareAndSwap(roleFree, roleHeld)
 			if held {
 				_ = c.watch.disarm(c.fd)
 			}
 			if ok && !large {
-				c.answer(req.ID, out, err, written)
+				c.answer(req.ID, out, err, written, false)
 			}
 			return held // false: the watcher gave the role to a worker meanwhile
 		}
@@ -83,11 +87,7 @@ func (c *Conn) inline(req *Request, written chan error) bool {
 			return false
 		}
 	}
-	select {
-	case c.turn <- struct{}{}:
-	default:
-		go c.worker(true)
-	}
+	c.handOff()
 	c.serve(req, written)
 	return false
 }
@@ -284,7 +284,7 @@ func (c *Conn) readFailed(err error) {
 // serve runs one incoming call and writes its reply.
 func (c *Conn) serve(req *Request, written chan error) {
 	if out, err, ok := c.run(req); ok {
-		c.answer(req.ID, out, err, written)
+		c.answer(req.ID, out, err, written, false)
 	}
 }
 
@@ -333,12 +333,13 @@ func (c *Conn) run(req *Request) (out []byte, err error, ok bool) {
 }
 
 // answer writes the reply of a call run returned, and ends the call.
-func (c *Conn) answer(id uint64, out []byte, err error, written chan error) {
+// hold queues a small result to be written with the rest of a batch.
+func (c *Conn) answer(id uint64, out []byte, err error, written chan error, hold bool) {
 	if err != nil {
 		code, msg := codeOf(err)
 		c.replyError(id, code, msg)
 	} else {
-		c.replyResult(id, out, written)
+		c.replyResult(id, out, written, hold)
 	}
 	c.nServing.Add(-1)
 	c.running.Done()
@@ -358,7 +359,7 @@ func (c *Conn) invoke(ctx context.Context, req *Request) (out []byte, err error)
 	return c.opts.Handler(ctx, req)
 }
 
-func (c *Conn) replyResult(id uint64, out []byte, written chan error) {
+func (c *Conn) replyResult(id uint64, out []byte, written chan error, hold bool) {
 	if size := wire.HeaderSize + 4 + len(out); size > c.opts.MaxSend {
 		c.replyError(id, wire.CodeTooLarge, fmt.Sprintf("result of %d bytes exceeds the peer's %d-byte frame limit", len(out), c.opts.MaxSend))
 		return
@@ -368,6 +369,10 @@ func (c *Conn) replyResult(id uint64, out []byte, written chan error) {
 	f := outFrame{buf: b}
 	if len(out) <= copyLimit {
 		*b = append(*b, out...)
+		if hold {
+			c.w.hold(f)
+			return
+		}
 	} else {
 		f.payload, f.written = out, written
 	}

@@ -12,6 +12,13 @@ import (
 // waits until that write is done before reusing it.
 const copyLimit = 32 << 10
 
+// holdFrames and holdBytes bound the replies held back in a batch (see
+// writer.hold) before they are written anyway.
+const (
+	holdFrames = 32
+	holdBytes  = 64 << 10
+)
+
 // combineRounds bounds how many batches one sender writes for others before
 // it hands the rest to the flusher goroutine and goes back to its own call.
 const combineRounds = 4
@@ -51,6 +58,7 @@ type writer struct {
 	spare   []outFrame
 	current []outFrame // the batch being written, while it is
 	writing bool
+	held    int // bytes queued by hold since the queue was last taken
 	err     error
 
 	bufs  net.Buffers
@@ -109,6 +117,54 @@ func (w *writer) sendAsync(f outFrame) {
 	}
 }
 
+// hold queues f without writing it: the reply of a call run in a batch,
+// written with the replies of the calls after it by flush (or by any
+// sender meanwhile). Once holdFrames frames or holdBytes bytes wait, it
+// writes them at once.
+func (w *writer) hold(f outFrame) {
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		finish(f, w.err)
+		return
+	}
+	w.queue = append(w.queue, f)
+	w.held += len(*f.buf) + len(f.payload)
+	if w.writing || (len(w.queue) < holdFrames && w.held < holdBytes) {
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	w.drain(combineRounds)
+}
+
+// flush writes the frames held back, unless someone is writing already
+// (who then writes them).
+func (w *writer) flush() {
+	w.mu.Lock()
+	if w.writing || len(w.queue) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	w.drain(combineRounds)
+}
+
+// kick has the flusher goroutine write the frames held back: flush for a
+// goroutine that must not block in a write.
+func (w *writer) kick() {
+	w.mu.Lock()
+	start := !w.writing && len(w.queue) > 0
+	w.writing = w.writing || start
+	w.mu.Unlock()
+	if start {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // drain writes queued batches. It is entered with mu held and writing set,
 // and returns with mu released. rounds < 0 means until the queue is empty.
 func (w *writer) drain(rounds int) {
@@ -123,6 +179,7 @@ func (w *writer) drain(rounds int) {
 		}
 		batch := w.queue
 		w.queue = w.spare[:0]
+		w.held = 0
 		w.current = batch
 		w.mu.Unlock()
 
@@ -233,7 +290,7 @@ func (w *writer) fail(err error) {
 		w.err = err
 	}
 	failed := w.queue
-	w.queue = nil
+	w.queue, w.held = nil, 0
 	w.mu.Unlock()
 	for _, f := range failed {
 		finish(f, err)

@@ -43,6 +43,19 @@ func (r *Reader) SetMaxFrame(n int) { r.maxFrame = n }
 // taken: the start of frames that need no read to arrive.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
+// Complete reports whether the next frame is entirely buffered, so that
+// reading it needs no read from the stream (a frame whose header is
+// invalid counts: reading it fails at once).
+func (r *Reader) Complete() bool {
+	n := r.br.Buffered()
+	if r.left > 0 || r.inBody || n < HeaderSize {
+		return false
+	}
+	b, _ := r.br.Peek(HeaderSize) // buffered: no read
+	h, err := ParseHeader(b, r.maxFrame)
+	return err != nil || n >= h.FrameLen()
+}
+
 // MaxFrame returns the largest frame accepted.
 func (r *Reader) MaxFrame() int { return r.maxFrame }
 

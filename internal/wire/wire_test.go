@@ -192,6 +192,46 @@ func TestReader_Truncated(t *testing.T) {
 	}
 }
 
+func TestReader_Complete(t *testing.T) {
+	one := Call{Function: "f", Payload: []byte("payload")}.AppendFrame(nil, 1)
+	two := append(append([]byte(nil), one...), one...)
+	seen := map[bool]bool{}
+	// A chunked reader hands out what a socket would: part of the stream per read.
+	for cut := 1; cut < len(two); cut++ {
+		r := NewReader(io.MultiReader(bytes.NewReader(two[:cut]), bytes.NewReader(two[cut:])), 4096, DefaultMaxFrame)
+		if r.Complete() {
+			t.Fatalf("cut at %d: complete before anything was read", cut)
+		}
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		if r.Complete() {
+			t.Fatalf("cut at %d: complete with the body of the first frame unread", cut)
+		}
+		if _, err := r.Body(nil); err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		// The second frame is whole only when all of its bytes are buffered.
+		want := r.Buffered() == len(one)
+		if got := r.Complete(); got != want {
+			t.Fatalf("cut at %d (%d buffered): Complete = %v, want %v", cut, r.Buffered(), got, want)
+		}
+		seen[want] = true
+	}
+	if !seen[true] || !seen[false] {
+		t.Fatalf("the cuts did not give both a whole and a partial second frame: %v", seen)
+	}
+	// A header no frame can have counts as complete: reading it fails without waiting.
+	bad := AppendHeader(nil, KindResult, 1, 10<<20)
+	r := NewReader(bytes.NewReader(bad), 4096, 1<<20)
+	if _, err := r.br.Peek(HeaderSize); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Complete() {
+		t.Fatal("an oversized header is not reported complete")
+	}
+}
+
 func TestReader_RefusesOversizedBeforeReadingBody(t *testing.T) {
 	hdr := AppendHeader(nil, KindResult, 1, 10<<20)
 	r := NewReader(io.MultiReader(bytes.NewReader(hdr), failingReader{}), 4096, 1<<20)
