@@ -38,9 +38,25 @@
 //! in tests/host.rs counts it). Without epoll (not Linux) the role is handed
 //! on eagerly. No thread is started per call.
 //!
+//! # Batches
+//!
+//! When calls arrive faster than they are answered (many callers on one
+//! plugin), one read brings several. Leaving the role to the watcher for
+//! each of them would wake it once per call, and each reply would cost a
+//! write. So a call read while the whole next frame is already buffered
+//! runs on the reading thread as part of a batch, and its small reply is
+//! held back until the burst ends: one read and one write for the lot
+//! (`a_burst_of_calls_is_answered_in_one_write` counts the writes). While a
+//! batch call runs, the reader waits in the shared state marked as the
+//! batch's; a watchdog thread takes it from a call that runs longer than
+//! `BATCH_PATIENCE` (100 µs; cut after one to two periods) and hands it on,
+//! and a handler that calls the host hands it on before waiting, so a
+//! handler that blocks never stops the connection from being read.
+//!
 //! # Writes
 //!
-//! Every frame goes through one mutex around the socket, so frames never
+//! Every frame goes through one mutex around the socket (and the replies a
+//! batch holds back, which any write sends first), so frames never
 //! interleave; a payload is written with `writev` straight from the
 //! handler's buffer after a 20-byte prefix. A call's thread forgets the
 //! call's id and writes the reply under that mutex: the host may reuse an id
@@ -52,7 +68,7 @@ use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,6 +90,10 @@ const MAX_QUEUED: usize = 4096;
 /// socket's send buffer, so such a write does not wait for the host.
 const SMALL_REPLY: usize = 64 << 10;
 
+/// How long one call of a batch may run before the watchdog hands the
+/// reader role to another thread (it is cut after one to two periods).
+const BATCH_PATIENCE: Duration = Duration::from_micros(100);
+
 /// How a session ended.
 #[derive(Debug)]
 pub(crate) enum End {
@@ -91,10 +111,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The writing half of the connection. One frame at a time.
 pub(crate) struct Conn {
-    stream: Mutex<UnixStream>,
+    out: Mutex<Out>,
     send_max: usize,
     open: AtomicBool,
 }
+
+/// The socket and the replies of a batch held back to be written together
+/// (see [`Session::run_batched`]). Every write writes the held replies
+/// first, so frames keep the order in which they were made.
+pub(crate) struct Out {
+    stream: UnixStream,
+    held: Vec<u8>,
+    held_frames: usize,
+}
+
+/// Replies held back in a batch are written once this many frames or bytes
+/// wait.
+const HOLD_FRAMES: usize = 32;
+const HOLD_BYTES: usize = 64 << 10;
 
 impl Conn {
     /// The largest frame the host accepts (the smaller of the two maxima).
@@ -108,12 +142,46 @@ impl Conn {
 
     /// Writes one frame: `head`, then `payload`, in one writev when possible.
     pub(crate) fn write(&self, head: &[u8], payload: &[u8]) -> io::Result<()> {
-        let guard = lock(&self.stream);
-        self.write_locked(&guard, head, payload)
+        let mut out = lock(&self.out);
+        self.write_locked(&mut out, head, payload)
     }
 
-    fn write_locked(&self, mut stream: &UnixStream, head: &[u8], payload: &[u8]) -> io::Result<()> {
-        let r = write_parts(&mut stream, head, payload);
+    fn write_locked(&self, out: &mut Out, head: &[u8], payload: &[u8]) -> io::Result<()> {
+        let mut r = self.flush_locked(out);
+        if r.is_ok() {
+            r = write_parts(&mut &out.stream, head, payload);
+        }
+        if r.is_err() {
+            self.open.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Queues a small frame to be written with the next write or flush; it
+    /// writes them all once enough wait.
+    fn hold_locked(&self, out: &mut Out, head: &[u8], payload: &[u8]) -> io::Result<()> {
+        out.held.extend_from_slice(head);
+        out.held.extend_from_slice(payload);
+        out.held_frames += 1;
+        if out.held_frames < HOLD_FRAMES && out.held.len() < HOLD_BYTES {
+            return Ok(());
+        }
+        self.flush_locked(out)
+    }
+
+    /// Writes the frames held back.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let mut out = lock(&self.out);
+        self.flush_locked(&mut out)
+    }
+
+    fn flush_locked(&self, out: &mut Out) -> io::Result<()> {
+        if out.held.is_empty() {
+            return Ok(());
+        }
+        let r = (&out.stream).write_all(&out.held);
+        out.held.clear();
+        out.held_frames = 0;
         if r.is_err() {
             self.open.store(false, Ordering::Relaxed);
         }
@@ -166,6 +234,8 @@ enum Flow {
     /// It left the reader role free for the watcher, which takes it only if
     /// a frame arrives meanwhile, and runs this call.
     Inline(Job),
+    /// The reader role was taken from a batch call this thread ran.
+    Gone,
     /// The session is over.
     End(End),
 }
@@ -190,6 +260,9 @@ struct State {
     no_watcher: bool,
     /// The call whose thread last left the reader role to the watcher.
     left_by: u64,
+    /// A batch call runs (this count of batch calls): `reader` is the
+    /// batch's, for no other thread to take (see `Session::run_batched`).
+    batch: Option<u64>,
     /// SHUTDOWN arrived: the grace period.
     shutdown: Option<Duration>,
     end: Option<End>,
@@ -235,6 +308,12 @@ pub(crate) struct Session {
     poller: Option<sys::Poller>,
     /// The capability tokens of the last GRANT, by capability name.
     tokens: Mutex<HashMap<String, Arc<[u8]>>>,
+    /// Batch calls started; the batch watchdog thread, once started; whether
+    /// it sleeps until the next batch; how many calls it cut.
+    batch_gen: AtomicU64,
+    dog: OnceLock<thread::Thread>,
+    dog_idle: AtomicBool,
+    cuts: AtomicU64,
 }
 
 /// Serves `plugin` on `stream` until the session ends.
@@ -250,7 +329,11 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
     };
     let poller = sys::Poller::new(reader.get_ref()).ok();
     let conn = Arc::new(Conn {
-        stream: Mutex::new(stream),
+        out: Mutex::new(Out {
+            stream,
+            held: Vec::new(),
+            held_frames: 0,
+        }),
         send_max,
         open: AtomicBool::new(true),
     });
@@ -268,6 +351,10 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         next_host_id: AtomicU64::new(1),
         poller,
         tokens: Mutex::new(HashMap::new()),
+        batch_gen: AtomicU64::new(0),
+        dog: OnceLock::new(),
+        dog_idle: AtomicBool::new(false),
+        cuts: AtomicU64::new(0),
     });
     {
         let mut st = lock(&session.state);
@@ -526,7 +613,7 @@ impl Session {
         // nothing; the host fails them when the plugin exits, as it does
         // for every call still in flight then (docs/protocol.md, section
         // 10), whichever SDK the plugin uses.
-        let stream = lock(&self.conn.stream);
+        let mut out = lock(&self.conn.out);
         let left: Vec<Arc<CallState>> = {
             let mut st = lock(&self.state);
             st.jobs.clear();
@@ -537,7 +624,7 @@ impl Session {
         }
         match self
             .conn
-            .write_locked(&stream, &Header::encode(Kind::GOODBYE, 0, 0), &[])
+            .write_locked(&mut out, &Header::encode(Kind::GOODBYE, 0, 0), &[])
         {
             Ok(()) => End::Goodbye,
             Err(e) => io_end(&e),
@@ -552,6 +639,10 @@ impl Session {
             st.end = Some(end);
         }
         self.changed.notify_all();
+        drop(st);
+        if let Some(t) = self.dog.get() {
+            t.unpark(); // it exits
+        }
     }
 
     // --- reader thread ----------------------------------------------------
@@ -568,6 +659,15 @@ impl Session {
             };
             let step = match h.kind {
                 Kind::CALL => match self.on_call(r, h) {
+                    Ok(Some(job)) if self.batchable(&reader) => {
+                        match self.run_batched(reader, job) {
+                            Some(back) => {
+                                reader = back;
+                                Ok(())
+                            }
+                            None => return Flow::Gone,
+                        }
+                    }
                     Ok(Some(job)) => match self.leave(reader, h.id) {
                         Ok(()) => return Flow::Inline(job),
                         Err(back) => match self.hand_off(back) {
@@ -744,9 +844,11 @@ impl Session {
         loop {
             let ok = poller.wait().is_ok();
             let mut st = lock(&self.state);
-            if let Some(reader) = st.reader.take() {
-                st.watcher = false;
-                return Some(reader);
+            if st.batch.is_none() {
+                if let Some(reader) = st.reader.take() {
+                    st.watcher = false;
+                    return Some(reader);
+                }
             }
             if !ok {
                 st.watcher = false;
@@ -801,6 +903,7 @@ impl Session {
             Err(Error::Overloaded(
                 "the plugin could not start a thread to run the call".into(),
             )),
+            false,
         );
     }
 
@@ -979,8 +1082,10 @@ impl Session {
             let role = {
                 let mut st = lock(&self.state);
                 loop {
-                    if let Some(reader) = st.reader.take() {
-                        break Role::Read(reader);
+                    if st.batch.is_none() {
+                        if let Some(reader) = st.reader.take() {
+                            break Role::Read(reader);
+                        }
                     }
                     if let Some(job) = st.jobs.pop_front() {
                         break Role::Run(job);
@@ -1008,6 +1113,7 @@ impl Session {
             match self.read_frames(reader) {
                 Flow::Run(job) => self.run(job, false),
                 Flow::Inline(job) => self.run(job, true),
+                Flow::Gone => {}
                 Flow::End(end) => {
                     self.close_host_calls();
                     self.end(end);
@@ -1024,6 +1130,29 @@ impl Session {
     /// reply keeps the reply off the path, and between the two nothing
     /// blocks.
     fn run(self: &Arc<Self>, job: Job, inline: bool) {
+        let (call, outcome) = self.invoke(job);
+        let small = outcome
+            .as_ref()
+            .map_or(true, |out| out.len() <= SMALL_REPLY);
+        if inline && small {
+            // Disarm first: the host's next call may arrive the moment it
+            // has the reply, and must find this thread, not wake the
+            // watcher. A small reply's write does not wait for the host.
+            self.disarm(call.id);
+            self.reply(&call, outcome, false);
+        } else {
+            // A large reply may wait for the host to read; meanwhile the
+            // watcher must still see frames that arrive.
+            self.reply(&call, outcome, false);
+            if inline {
+                self.disarm(call.id);
+            }
+        }
+    }
+
+    /// Runs a call's handler (unless the call was cancelled or timed out
+    /// while it waited) and returns its outcome.
+    fn invoke(self: &Arc<Self>, job: Job) -> (Arc<CallState>, Result<Vec<u8>>) {
         let Job {
             call,
             body,
@@ -1066,22 +1195,160 @@ impl Session {
                 }
             })
         };
-        drop(body);
-        let small = outcome
-            .as_ref()
-            .map_or(true, |out| out.len() <= SMALL_REPLY);
-        if inline && small {
-            // Disarm first: the host's next call may arrive the moment it
-            // has the reply, and must find this thread, not wake the
-            // watcher. A small reply's write does not wait for the host.
-            self.disarm(call.id);
-            self.reply(&call, outcome);
-        } else {
-            // A large reply may wait for the host to read; meanwhile the
-            // watcher must still see frames that arrive.
-            self.reply(&call, outcome);
-            if inline {
-                self.disarm(call.id);
+        (call, outcome)
+    }
+
+    // --- batches ----------------------------------------------------------
+
+    /// Whether the reader's buffer already holds the whole next frame, and
+    /// a call just read may run as part of a batch.
+    fn batchable(self: &Arc<Self>, reader: &BufReader<UnixStream>) -> bool {
+        let b = reader.buffer();
+        if b.len() < HEADER_SIZE {
+            return false;
+        }
+        let whole = match Header::parse(&b[..HEADER_SIZE], self.recv_max) {
+            Ok(Status::Complete(h)) => b.len() >= HEADER_SIZE + h.body_len,
+            Ok(Status::Incomplete) => false,
+            Err(_) => true, // reading it fails without waiting
+        };
+        whole && self.watchdog_started()
+    }
+
+    /// Runs `job`, read while the next frame was already buffered, on this
+    /// thread without handing the reader role on, and holds its reply back
+    /// to be written with the replies of the calls after it. Returns the
+    /// reader, or `None` when the role was taken from this thread meanwhile.
+    ///
+    /// Calls that arrive in a burst (many callers on one plugin) would
+    /// otherwise wake the watcher once per call to take the role, and cost
+    /// a write each. While a batch call runs, the reader waits in the
+    /// shared state marked as the batch's: no thread takes it, except the
+    /// watchdog when the same call has run for at least `BATCH_PATIENCE`
+    /// (a handler that blocks), and a handler that calls the host, before
+    /// it waits for the answer (see [`Session::host_call`]).
+    fn run_batched(
+        self: &Arc<Self>,
+        reader: BufReader<UnixStream>,
+        job: Job,
+    ) -> Option<BufReader<UnixStream>> {
+        let gen = self.batch_gen.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut st = lock(&self.state);
+            st.reader = Some(reader);
+            st.batch = Some(gen);
+        }
+        self.wake_watchdog();
+        let (call, outcome) = self.invoke(job);
+        self.reply(&call, outcome, true);
+        let reader = {
+            let mut st = lock(&self.state);
+            if st.batch == Some(gen) {
+                st.batch = None;
+                st.reader.take()
+            } else {
+                None
+            }
+        };
+        let more = reader.as_ref().is_some_and(|r| self.batchable(r));
+        if !more {
+            // The burst is over, or this thread's part of it.
+            if let Err(e) = self.conn.flush() {
+                self.end(io_end(&e));
+            }
+        }
+        reader
+    }
+
+    /// Takes the reader role from the running batch call, if any, hands it
+    /// on and writes the replies held back.
+    fn cut_batch(self: &Arc<Self>, only: Option<u64>) {
+        let reader = {
+            let mut st = lock(&self.state);
+            match st.batch {
+                Some(gen) if only.map_or(true, |g| g == gen) => {
+                    st.batch = None;
+                    st.reader.take()
+                }
+                _ => return,
+            }
+        };
+        if let Some(reader) = reader {
+            if let Err(back) = self.hand_off(reader) {
+                // Every thread is busy: the first to finish takes it.
+                lock(&self.state).reader = Some(back);
+            }
+        }
+        if let Err(e) = self.conn.flush() {
+            self.end(io_end(&e));
+        }
+    }
+
+    /// Starts the watchdog thread on the first batch. False if it cannot be
+    /// started: then calls are not batched.
+    fn watchdog_started(self: &Arc<Self>) -> bool {
+        if self.dog.get().is_some() {
+            return true;
+        }
+        let s = self.clone();
+        let started = thread::Builder::new()
+            .name("airlock-watchdog".into())
+            .spawn(move || s.watchdog());
+        match started {
+            Ok(h) => {
+                let _ = self.dog.set(h.thread().clone());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn wake_watchdog(&self) {
+        if self.dog_idle.swap(false, Ordering::SeqCst) {
+            if let Some(t) = self.dog.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// The watchdog: while batch calls run, it looks every
+    /// `BATCH_PATIENCE`; a batch call that was running at the previous look
+    /// and still is has run at least that long, and the role is taken from
+    /// it. With no batch call running it sleeps until the next one starts.
+    fn watchdog(self: Arc<Self>) {
+        let mut seen = 0;
+        loop {
+            let running = {
+                let st = lock(&self.state);
+                if st.end.is_some() {
+                    return;
+                }
+                st.batch
+            };
+            match running {
+                None => {
+                    self.dog_idle.store(true, Ordering::SeqCst);
+                    // A batch that began before the store did not wake us.
+                    let idle = {
+                        let st = lock(&self.state);
+                        st.batch.is_none() && st.end.is_none()
+                    };
+                    if idle {
+                        thread::park();
+                    }
+                    self.dog_idle.store(false, Ordering::SeqCst);
+                    seen = 0;
+                }
+                Some(gen) => {
+                    if gen == seen {
+                        self.cuts.fetch_add(1, Ordering::Relaxed);
+                        self.cut_batch(Some(gen));
+                        seen = 0;
+                    } else {
+                        seen = gen;
+                    }
+                    thread::park_timeout(BATCH_PATIENCE);
+                }
             }
         }
     }
@@ -1095,15 +1362,17 @@ impl Session {
         };
         let _ = poller.disarm();
         let st = lock(&self.state);
-        if st.reader.is_some() && st.left_by != call {
+        if st.reader.is_some() && st.batch.is_none() && st.left_by != call {
             drop(st);
             let _ = poller.arm();
         }
     }
 
     /// Sends the call's one reply, unless the drain already answered it.
-    fn reply(&self, call: &CallState, outcome: Result<Vec<u8>>) {
-        let stream = lock(&self.conn.stream);
+    /// `hold`: the call ran in a batch; a small result is held back to be
+    /// written with the batch's other replies.
+    fn reply(&self, call: &CallState, outcome: Result<Vec<u8>>, hold: bool) {
+        let mut out = lock(&self.conn.out);
         {
             let mut st = lock(&self.state);
             if st.serving.remove(&call.id).is_none() {
@@ -1115,34 +1384,38 @@ impl Session {
         }
         let send_max = self.conn.send_max;
         let written = match outcome {
-            Ok(out) if HEADER_SIZE + 4 + out.len() <= send_max => {
-                self.conn
-                    .write_locked(&stream, &wire::result_prefix(call.id, out.len()), &out)
+            Ok(res) if HEADER_SIZE + 4 + res.len() <= send_max => {
+                let prefix = wire::result_prefix(call.id, res.len());
+                if hold && res.len() <= HOLD_BYTES {
+                    self.conn.hold_locked(&mut out, &prefix, &res)
+                } else {
+                    self.conn.write_locked(&mut out, &prefix, &res)
+                }
             }
-            Ok(out) => self.write_error(
-                &stream,
+            Ok(res) => self.write_error(
+                &mut out,
                 call.id,
                 &Error::TooLarge(format!(
                     "the result is {} bytes; the host accepts frames of at most {send_max} bytes",
-                    out.len()
+                    res.len()
                 )),
             ),
-            Err(e) => self.write_error(&stream, call.id, &e),
+            Err(e) => self.write_error(&mut out, call.id, &e),
         };
-        drop(stream);
+        drop(out);
         if let Err(e) = written {
             self.end(io_end(&e));
         }
     }
 
-    fn write_error(&self, stream: &UnixStream, id: u64, e: &Error) -> io::Result<()> {
+    fn write_error(&self, out: &mut Out, id: u64, e: &Error) -> io::Result<()> {
         let mut f = Vec::new();
         Message::Error(Failure {
             code: e.code(),
             message: e.message(),
         })
         .encode(id, &mut f);
-        self.conn.write_locked(stream, &f, &[])
+        self.conn.write_locked(out, &f, &[])
     }
 
     // --- host calls (from handlers) ---------------------------------------
@@ -1151,7 +1424,7 @@ impl Session {
     /// capability `function` belongs to, or an empty one when the host
     /// granted none (the host then answers `permission_denied`).
     pub(crate) fn host_call(
-        &self,
+        self: &Arc<Self>,
         call: &CallState,
         function: &str,
         payload: &[u8],
@@ -1201,6 +1474,9 @@ impl Session {
                 "host call {function:?}: the call was cancelled"
             )));
         }
+        // A handler of a batch must not hold the reader role while it
+        // waits: the host's answer has to be read.
+        self.cut_batch(None);
         let mut head = Vec::with_capacity(HEADER_SIZE + 18 + function.len() + token.len());
         wire::hostcall_prefix(&mut head, id, timeout_ns, function, token, payload.len());
         if let Err(e) = self.conn.write(&head, payload) {

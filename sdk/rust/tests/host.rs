@@ -972,3 +972,76 @@ fn sequential_calls_wake_no_second_thread() {
         grew[1]
     );
 }
+
+/// Write system calls the process has made so far (/proc/<pid>/io).
+fn write_syscalls(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[test]
+fn a_burst_of_calls_is_answered_in_one_write() {
+    let s = start();
+    for _ in 0..10 {
+        s.call("echo", LONG, b"warm up").unwrap(); // the pool and the watcher
+    }
+    let Some(before) = write_syscalls(s.child.id()) else {
+        eprintln!("skipped: /proc/<pid>/io is not readable on this machine");
+        return;
+    };
+    const N: usize = 16;
+    let payloads: Vec<String> = (0..N).map(|i| format!("call {i}")).collect();
+    let calls: Vec<(&str, &[u8])> = payloads.iter().map(|p| ("echo", p.as_bytes())).collect();
+    for (rx, want) in s.start_burst(&calls).iter().zip(&payloads) {
+        assert_eq!(s.finish(rx).unwrap(), want.as_bytes());
+    }
+    let writes = write_syscalls(s.child.id()).unwrap() - before;
+    // The first 15 calls each found the next one buffered: one write for
+    // their replies, one for the last call's.
+    assert!(
+        writes <= 3,
+        "{N} calls in one burst took {writes} writes; want their replies batched"
+    );
+}
+
+#[test]
+fn a_blocking_handler_in_a_burst_does_not_hold_up_the_rest() {
+    let s = start();
+    let rxs = s.start_burst(&[
+        ("sleep_ms", b"3000"),
+        ("echo", b"one"),
+        ("echo", b"two"),
+        ("echo", b"three"),
+    ]);
+    for (rx, want) in rxs[1..].iter().zip([&b"one"[..], b"two", b"three"]) {
+        assert_eq!(s.finish(rx).unwrap(), want);
+    }
+    // The watchdog took the reader role from the sleeping call: the calls
+    // behind it were answered while it still slept.
+    assert!(
+        rxs[0].try_recv().is_err(),
+        "the sleeping call was answered before the calls behind it"
+    );
+    assert_eq!(s.finish(&rxs[0]).unwrap(), b"slept");
+}
+
+#[test]
+fn a_handler_in_a_burst_may_call_the_host() {
+    let s = start();
+    let rxs = s.start_burst(&[
+        ("hostcall", b"kv.get key"),
+        ("echo", b"one"),
+        ("echo", b"two"),
+    ]);
+    let (id, function, _token, payload, _timeout) = next_hostcall(&s);
+    assert_eq!(
+        (function.as_str(), payload.as_slice()),
+        ("kv.get", &b"key"[..])
+    );
+    s.send(&Message::Result { payload: b"value" }, id);
+    assert_eq!(s.finish(&rxs[0]).unwrap(), b"value");
+    assert_eq!(s.finish(&rxs[1]).unwrap(), b"one");
+    assert_eq!(s.finish(&rxs[2]).unwrap(), b"two");
+}

@@ -204,6 +204,9 @@ pub struct Session {
     next_id: AtomicU64,
 }
 
+/// The timeout of calls sent in a burst: a minute.
+const LONG_TIMEOUT_NS: u64 = 60_000_000_000;
+
 /// A failed call: the code and message of the plugin's ERROR frame.
 pub type CallError = (Code, String);
 
@@ -278,6 +281,24 @@ impl Session {
         f.extend_from_slice(payload);
         self.send_raw(&f);
         (id, rx)
+    }
+
+    /// Sends CALLs to `calls` (function, payload) in one write, so that the
+    /// plugin finds them all in one read, and returns where each reply will
+    /// arrive.
+    pub fn start_burst(&self, calls: &[(&str, &[u8])]) -> Vec<Receiver<Frame>> {
+        let mut f = Vec::new();
+        let mut out = Vec::new();
+        for (function, payload) in calls {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = mpsc::channel();
+            self.pending.lock().unwrap().insert(id, tx);
+            wire::call_prefix(&mut f, id, LONG_TIMEOUT_NS, function, payload.len());
+            f.extend_from_slice(payload);
+            out.push(rx);
+        }
+        self.send_raw(&f);
+        out
     }
 
     /// Waits for a call's reply.
