@@ -16,6 +16,17 @@
 // plugin keeps serving. Records logged through Logger (or slog.*Context with
 // the handler's ctx) travel to the host's log, tagged with the call.
 //
+// # Concurrency
+//
+// Calls run concurrently, on a pool of goroutines that grows to the peak
+// of calls in flight; one always reads the connection, so heartbeats,
+// cancellation and shutdown are seen while handlers run. Calls that arrive
+// in a burst run one after another on the reading goroutine and their
+// replies go out in one write; a watchdog hands reading on from a call
+// that runs over 100–200 µs (and a handler's HostCall does before it
+// waits), so a handler that blocks delays the calls behind it in its
+// burst by at most that.
+//
 // # Dependencies
 //
 // The SDK imports only the standard library (and Airlock's own protocol
