@@ -38,8 +38,14 @@ func (c *Conn) batch(req *Request, written chan error) bool {
 	c.role.Store(roleBatch)
 	c.armWatchdog()
 	out, err, ok := c.run(req)
+	// A large reply may wait for the host to read it: write it while the
+	// role can still be taken, so frames go on being read meanwhile.
+	large := ok && err == nil && len(out) > copyLimit
+	if large {
+		c.answer(req.ID, out, err, written, false)
+	}
 	kept := c.role.CompareAndSwap(roleBatch, roleHeld)
-	if ok {
+	if ok && !large {
 		c.answer(req.ID, out, err, written, true)
 	}
 	// The reader's buffer is only this goroutine's while it holds the role.

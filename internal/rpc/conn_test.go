@@ -633,6 +633,15 @@ func TestConn_WatcherClosedUnderLiveConns(t *testing.T) {
 // it: a second call must reach its handler before the host has read a
 // byte of the first reply.
 func TestConn_PluginReadsWhileALargeReplyDrains(t *testing.T) {
+	t.Run("call alone", func(t *testing.T) { testReadsWhileALargeReplyDrains(t, false) })
+	t.Run("call in a batch", func(t *testing.T) { testReadsWhileALargeReplyDrains(t, true) })
+}
+
+// testReadsWhileALargeReplyDrains has the host send a call whose reply is
+// far larger than the socket buffers, then (batched: in the same write) a
+// second call, and read nothing until the second call has reached its
+// handler.
+func testReadsWhileALargeReplyDrains(t *testing.T, batched bool) {
 	host, b := sockpair(t)
 	defer host.Close()
 	second := make(chan struct{})
@@ -648,12 +657,16 @@ func TestConn_PluginReadsWhileALargeReplyDrains(t *testing.T) {
 	if p.watch == nil {
 		t.Skip("no watcher on this platform: a worker reads instead")
 	}
-	if _, err := host.Write(wire.Call{Function: "big"}.AppendFrame(nil, 1)); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // the plugin is now blocked writing the big reply
-	if _, err := host.Write(wire.Call{Function: "small", Payload: []byte("s")}.AppendFrame(nil, 2)); err != nil {
-		t.Fatal(err)
+	if batched {
+		burst(t, host, "big", "small")
+	} else {
+		if _, err := host.Write(wire.Call{Function: "big"}.AppendFrame(nil, 1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the plugin is now blocked writing the big reply
+		if _, err := host.Write(wire.Call{Function: "small", Payload: []byte("s")}.AppendFrame(nil, 2)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	select {
 	case <-second:
