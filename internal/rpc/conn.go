@@ -140,7 +140,7 @@ type Conn struct {
 	batchGen atomic.Uint64 // counts batch calls started
 	dogSeen  atomic.Uint64 // batchGen at the watchdog's previous tick
 	dogArmed atomic.Bool
-	dog      *time.Timer // the batch watchdog; nil on the host side
+	dog      *time.Timer // the batch watchdog; nil where workers never read (a host with a watcher)
 
 	// serving pool
 	turn       chan struct{} // hands the reading role to an idle worker

@@ -85,12 +85,7 @@ func (w *writer) send(f outFrame) error {
 		return err
 	}
 	w.queue = append(w.queue, f)
-	if w.writing {
-		w.mu.Unlock()
-		return nil
-	}
-	w.writing = true
-	w.drain(combineRounds)
+	w.write()
 	return nil
 }
 
@@ -106,15 +101,7 @@ func (w *writer) sendAsync(f outFrame) {
 		return
 	}
 	w.queue = append(w.queue, f)
-	start := !w.writing
-	w.writing = true
-	w.mu.Unlock()
-	if start {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
+	w.handOver()
 }
 
 // hold queues f without writing it: the reply of a call run in a batch,
@@ -130,18 +117,30 @@ func (w *writer) hold(f outFrame) {
 	}
 	w.queue = append(w.queue, f)
 	w.held += len(*f.buf) + len(f.payload)
-	if w.writing || (len(w.queue) < holdFrames && w.held < holdBytes) {
+	if len(w.queue) < holdFrames && w.held < holdBytes {
 		w.mu.Unlock()
 		return
 	}
-	w.writing = true
-	w.drain(combineRounds)
+	w.write()
 }
 
 // flush writes the frames held back, unless someone is writing already
 // (who then writes them).
 func (w *writer) flush() {
 	w.mu.Lock()
+	w.write()
+}
+
+// kick has the flusher goroutine write the frames held back: flush for a
+// goroutine that must not block in a write.
+func (w *writer) kick() {
+	w.mu.Lock()
+	w.handOver()
+}
+
+// write writes the queue on the calling goroutine, unless it is empty or
+// someone is writing already. It is entered with mu held and releases it.
+func (w *writer) write() {
 	if w.writing || len(w.queue) == 0 {
 		w.mu.Unlock()
 		return
@@ -150,18 +149,21 @@ func (w *writer) flush() {
 	w.drain(combineRounds)
 }
 
-// kick has the flusher goroutine write the frames held back: flush for a
-// goroutine that must not block in a write.
-func (w *writer) kick() {
-	w.mu.Lock()
+// handOver has the flusher goroutine write the queue, unless it is empty or
+// someone is writing already. It is entered with mu held and releases it.
+func (w *writer) handOver() {
 	start := !w.writing && len(w.queue) > 0
 	w.writing = w.writing || start
 	w.mu.Unlock()
 	if start {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.wakeFlusher()
+	}
+}
+
+func (w *writer) wakeFlusher() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -171,10 +173,7 @@ func (w *writer) drain(rounds int) {
 	for n := 0; len(w.queue) > 0; n++ {
 		if rounds >= 0 && n == rounds {
 			w.mu.Unlock()
-			select {
-			case w.wake <- struct{}{}:
-			default:
-			}
+			w.wakeFlusher()
 			return // writing stays set: the flusher owns the queue now
 		}
 		batch := w.queue

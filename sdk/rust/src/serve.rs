@@ -309,11 +309,10 @@ pub(crate) struct Session {
     /// The capability tokens of the last GRANT, by capability name.
     tokens: Mutex<HashMap<String, Arc<[u8]>>>,
     /// Batch calls started; the batch watchdog thread, once started; whether
-    /// it sleeps until the next batch; how many calls it cut.
+    /// it sleeps until the next batch.
     batch_gen: AtomicU64,
     dog: OnceLock<thread::Thread>,
     dog_idle: AtomicBool,
-    cuts: AtomicU64,
 }
 
 /// Serves `plugin` on `stream` until the session ends.
@@ -354,7 +353,6 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         batch_gen: AtomicU64::new(0),
         dog: OnceLock::new(),
         dog_idle: AtomicBool::new(false),
-        cuts: AtomicU64::new(0),
     });
     {
         let mut st = lock(&session.state);
@@ -1341,7 +1339,6 @@ impl Session {
                 }
                 Some(gen) => {
                     if gen == seen {
-                        self.cuts.fetch_add(1, Ordering::Relaxed);
                         self.cut_batch(Some(gen));
                         seen = 0;
                     } else {
