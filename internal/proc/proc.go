@@ -85,6 +85,32 @@ type Process struct {
 	pipes   []*os.File
 }
 
+// sendBuffer is the send buffer Start asks for on each end of the plugin's
+// socket. The kernel grants twice the smaller of this and the sysctl
+// net.core.wmem_max (212992 bytes on a stock kernel, so 416 KiB there).
+//
+// # Why?
+//
+// On a Unix stream socket the sender's send buffer bounds the bytes in
+// flight in that direction. The default (net.core.wmem_default, 208 KiB)
+// cuts a 1 MiB payload into half a dozen rounds of "write until full, sleep,
+// wake when the peer has read", each a pair of context switches on both
+// sides. Measured on a 2-vCPU VM, interleaved runs of sequential 1 MiB
+// echoes to a Go plugin went from 0.85 of the raw socketpair floor's call
+// rate to 1.0–1.08, and a grant capped at the stock 416 KiB gave the same;
+// 64 KiB and smaller payloads were unchanged. The buffer is a limit, not an
+// allocation: the kernel holds only the bytes actually queued.
+const sendBuffer = 1 << 20
+
+// sizeSendBuffers asks for sendBuffer on both ends: the host's end carries
+// calls, the plugin's end replies. A kernel that refuses leaves the default,
+// which is slower for large payloads but correct, so errors are dropped.
+func sizeSendBuffers(fds [2]int) {
+	for _, fd := range fds {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+	}
+}
+
 // Start starts the plugin process. The returned connection is the host's end
 // of the socketpair; the plugin holds the other as fd 3.
 func Start(ctx context.Context, cfg Config) (*Process, error) {
@@ -92,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create socketpair: %w", os.NewSyscallError("socketpair", err))
 	}
+	sizeSendBuffers(fds)
 	hostEnd := os.NewFile(uintptr(fds[0]), "airlock-host")
 	childEnd := os.NewFile(uintptr(fds[1]), "airlock-plugin")
 	defer childEnd.Close()

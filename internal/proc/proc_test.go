@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/airlockhq/airlock/internal/testing/fixture"
@@ -130,4 +133,71 @@ func liveInGroup(pgid int) []int {
 		}
 	}
 	return live
+}
+
+// TestStart_SizesTheSocketSendBuffers checks both ends of the plugin's
+// socket: the host's end by asking the kernel, the plugin's end by what it
+// can queue. A child that writes without pause while nobody reads fills
+// the socket to about its end's send buffer: a little over wmem_default
+// bytes with the default buffer, about the grant with sendBuffer.
+func TestStart_SizesTheSocketSendBuffers(t *testing.T) {
+	wmemMax, wmemDefault := sysctlInt(t, "net/core/wmem_max"), sysctlInt(t, "net/core/wmem_default")
+	grant := 2 * min(sendBuffer, wmemMax)
+	if grant <= wmemDefault {
+		t.Skipf("the kernel grants %d bytes (net.core.wmem_max %d), no more than its default %d", grant, wmemMax, wmemDefault)
+	}
+	p, err := Start(context.Background(), Config{Program: "/bin/sh", Args: []string{"-c", "exec cat /dev/zero >&3"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Kill("test over")
+		<-p.Done()
+		p.Conn().Close()
+	}()
+	raw, err := p.Conn().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockopt := func(get func(fd int) (int, error)) int {
+		t.Helper()
+		var v int
+		var gerr error
+		if err := raw.Control(func(fd uintptr) { v, gerr = get(int(fd)) }); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		return v
+	}
+	if got := sockopt(func(fd int) (int, error) { return unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF) }); got != grant {
+		t.Fatalf("host end's send buffer is %d bytes; want %d (twice the smaller of sendBuffer and wmem_max)", got, grant)
+	}
+	// Wait for the child's writes to stop: the socket is full.
+	queued, deadline := 0, time.Now().Add(10*time.Second)
+	for {
+		time.Sleep(20 * time.Millisecond)
+		n := sockopt(func(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.SIOCINQ) })
+		if n == queued && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child's writes did not stop (%d bytes queued)", n)
+		}
+		queued = n
+	}
+	if queued <= (wmemDefault+grant)/2 {
+		t.Fatalf("the plugin's end queued %d bytes; its send buffer should hold about %d, the default about %d", queued, grant, wmemDefault)
+	}
+}
+
+func sysctlInt(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/" + name)
+	if err != nil {
+		t.Skipf("cannot read %s: %v", name, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return n
 }
