@@ -7,10 +7,11 @@ import "time"
 // from its batch after between one and two periods.
 const batchPatience = 100 * time.Microsecond
 
-// batch runs req, read while the next frame was already buffered, on the
-// reading goroutine without giving up the reading role, and holds its reply
-// back to be written with the replies of the calls after it. It reports
-// whether this goroutine still holds the role afterwards.
+// batch runs req, read while the next frame had begun to arrive (some of
+// it is in the read buffer), on the reading goroutine without giving up the
+// reading role, and holds its reply back to be written with the replies of
+// the calls after it. It reports whether this goroutine still holds the
+// role afterwards.
 //
 // # Why?
 //
@@ -21,6 +22,12 @@ const batchPatience = 100 * time.Microsecond
 // writing each reply on its own costs a system call per call: measured,
 // these were half of a Go plugin's CPU per call under 64 callers, twice a
 // bare echo loop's. Run in a batch, the burst costs one read and one write.
+//
+// The next frame need not be whole. Calls too large for two to fit in the
+// read buffer (64 KiB payloads) never find the next one whole, yet under
+// many callers it is always on its way: handing the role on for each cost
+// a goroutine wake per call, and the Go plugin 57 µs of CPU per 64 KiB
+// echo against 47 µs run in batches (the bare echo loop: 25).
 //
 // # What keeps it safe
 //

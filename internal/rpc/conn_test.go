@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -913,5 +914,46 @@ func TestConn_BatchCallMayCallThePeer(t *testing.T) {
 	}
 	if n := p.Stats().BatchCuts.Load(); n != 0 {
 		t.Fatalf("the watchdog cut %d batch calls; the handler's own call should have handed the role on", n)
+	}
+}
+
+// TestConn_PluginRunsLargeCallsOfAStreamOnTheReadingGoroutine covers calls
+// too large for two to fit in the read buffer: when a call is read, the
+// next has started to arrive but is not whole. Such a call runs as part of
+// a batch, on the goroutine that read it, instead of handing the reading
+// role to another goroutine per call; the handlers therefore never overlap
+// (the watchdog is switched off, so none is cut from its batch).
+func TestConn_PluginRunsLargeCallsOfAStreamOnTheReadingGoroutine(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	// Four 40 KiB calls, all queued in the socket before the plugin reads:
+	// each read of the 64 KiB buffer ends inside the next call.
+	const n, size = 4, 40 << 10
+	var frames []byte
+	for i := 1; i <= n; i++ {
+		payload := bytes.Repeat([]byte{byte('a' + i)}, size)
+		frames = wire.Call{Function: "echo", Payload: payload}.AppendFrame(frames, uint64(i))
+	}
+	if _, err := host.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	var running, most atomic.Int32
+	p := newConn(b, Options{Role: RolePlugin, batchPatience: time.Hour, Handler: func(ctx context.Context, req *Request) ([]byte, error) {
+		now := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // time enough for another goroutine to read and start the next call
+		return req.Payload, nil
+	}})
+	defer p.Close(nil)
+	got := readReplies(t, host, n, nil)
+	for i := 1; i <= n; i++ {
+		if want := strings.Repeat(string(rune('a'+i)), size); got[uint64(i)] != want {
+			t.Fatalf("reply %d is %d bytes starting %.8q, want %d bytes of %q", i, len(got[uint64(i)]), got[uint64(i)], size, rune('a'+i))
+		}
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d handlers ran at once: calls were handed to other goroutines instead of running where they were read", m)
 	}
 }

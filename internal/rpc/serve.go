@@ -50,8 +50,8 @@ func (c *Conn) worker(reading bool) {
 // inline runs req on this goroutine. It reports whether this goroutine
 // still holds the reading role afterwards.
 //
-// When the next frame is already buffered, the call runs as part of a
-// batch (see batch). Otherwise, with a watcher and nothing buffered, the
+// When the next frame has begun to arrive (some of it is buffered), the
+// call runs as part of a batch (see batch). Otherwise, with a watcher, the
 // role is left free while the handler runs; else it is handed to an idle
 // worker (or a new one) first, so frames keep being read during the call.
 //
@@ -62,7 +62,7 @@ func (c *Conn) worker(reading bool) {
 // written with the role still free, so frames keep being read while the
 // socket drains, however long that takes.
 func (c *Conn) inline(req *Request, written chan error) bool {
-	if c.r.Complete() {
+	if c.r.Buffered() > 0 {
 		return c.batch(req, written)
 	}
 	if c.watch != nil && c.r.Buffered() == 0 {
