@@ -43,8 +43,9 @@
 //! When calls arrive faster than they are answered (many callers on one
 //! plugin), one read brings several. Leaving the role to the watcher for
 //! each of them would wake it once per call, and each reply would cost a
-//! write. So a call read while the whole next frame is already buffered
-//! runs on the reading thread as part of a batch, and its small reply is
+//! write. So a call read while the next frame has begun to arrive (some
+//! of it is buffered; a 64 KiB call never finds the next one whole) runs on
+//! the reading thread as part of a batch, and its small reply is
 //! held back until the burst ends: one read and one write for the lot
 //! (`a_burst_of_calls_is_answered_in_one_write` counts the writes). While a
 //! batch call runs, the reader waits in the shared state marked as the
@@ -1198,22 +1199,28 @@ impl Session {
 
     // --- batches ----------------------------------------------------------
 
-    /// Whether the reader's buffer already holds the whole next frame, and
-    /// a call just read may run as part of a batch.
+    /// Whether the next frame has begun to arrive (some of it is in the
+    /// reader's buffer), so that a call just read may run as part of a
+    /// batch.
     fn batchable(self: &Arc<Self>, reader: &BufReader<UnixStream>) -> bool {
+        !reader.buffer().is_empty() && self.watchdog_started()
+    }
+
+    /// Whether the reader's buffer holds the whole next frame, so that
+    /// reading it cannot wait and replies held back may wait for it.
+    fn next_is_whole(reader: &BufReader<UnixStream>, max_frame: usize) -> bool {
         let b = reader.buffer();
         if b.len() < HEADER_SIZE {
             return false;
         }
-        let whole = match Header::parse(&b[..HEADER_SIZE], self.recv_max) {
+        match Header::parse(&b[..HEADER_SIZE], max_frame) {
             Ok(Status::Complete(h)) => b.len() >= HEADER_SIZE + h.body_len,
             Ok(Status::Incomplete) => false,
             Err(_) => true, // reading it fails without waiting
-        };
-        whole && self.watchdog_started()
+        }
     }
 
-    /// Runs `job`, read while the next frame was already buffered, on this
+    /// Runs `job`, read while the next frame had begun to arrive, on this
     /// thread without handing the reader role on, and holds its reply back
     /// to be written with the replies of the calls after it. Returns the
     /// reader, or `None` when the role was taken from this thread meanwhile.
@@ -1248,7 +1255,9 @@ impl Session {
                 None
             }
         };
-        let more = reader.as_ref().is_some_and(|r| self.batchable(r));
+        let more = reader
+            .as_ref()
+            .is_some_and(|r| Self::next_is_whole(r, self.recv_max));
         if !more {
             // The burst is over, or this thread's part of it.
             if let Err(e) = self.conn.flush() {
