@@ -65,7 +65,7 @@ func (c *Conn) inline(req *Request, written chan error) bool {
 	if c.r.Buffered() > 0 {
 		return c.batch(req, written)
 	}
-	if c.watch != nil && c.r.Buffered() == 0 {
+	if c.watch != nil {
 		c.role.Store(roleFree)
 		if c.watch.arm(c.fd) == nil {
 			out, err, ok := c.run(req)
