@@ -104,7 +104,19 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	} else {
 		f.payload, f.written = payload, cl.written
 	}
+	// Nobody reads: take the reading role now, to read the reply ourselves
+	// (no goroutine hand-off), and stop the watch before the frame goes
+	// out, not after. If the write has to wait for the plugin to read,
+	// writeWaits gives the role up again.
+	early := c.takeFirst && c.role.CompareAndSwap(roleFree, roleHeld)
+	if early {
+		c.sendHeld.Store(true)
+		_ = c.watch.disarm(c.fd)
+	}
 	if err := c.w.send(f); err != nil {
+		if early {
+			c.writeWaits() // give the role up: nothing will be read for us
+		}
 		// Not queued, so nothing will arrive on cl.written.
 		if c.take(id) {
 			c.release()
@@ -125,8 +137,12 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 		}
 	}
 
+	if early && c.sendHeld.CompareAndSwap(true, false) {
+		return c.readOwn(ctx, cl, id)
+	}
 	if c.watch != nil && c.opts.Role == RoleHost && c.role.CompareAndSwap(roleFree, roleHeld) {
 		// Nobody reads: read the reply ourselves, no goroutine hand-off.
+		_ = c.watch.disarm(c.fd)
 		return c.readOwn(ctx, cl, id)
 	}
 	select {

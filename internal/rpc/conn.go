@@ -133,6 +133,8 @@ type Conn struct {
 	deadline   deadliner     // interrupts a reading caller
 	role       atomic.Int32  // roleHeld or roleFree
 	readerCall atomic.Uint64 // the host call whose caller reads, or 0
+	takeFirst  bool          // a host caller may take the role before sending (see Call)
+	sendHeld   atomic.Bool   // the role is held by a host caller still sending
 	bg         sync.WaitGroup
 	calls      chan *Request // incoming calls for idle call workers
 
@@ -255,7 +257,15 @@ func (c *Conn) setUpWatch(rwc io.ReadWriteCloser) {
 		return
 	}
 	c.watch, c.ownWatch, c.fd, c.deadline = w, own, fd, dl
+	if ww, ok := rwc.(writeWaiter); ok && c.opts.Role == RoleHost {
+		ww.OnWriteWait(c.writeWaits)
+		c.takeFirst = true
+	}
 }
+
+// writeWaiter is a connection that says when a write is about to wait for
+// the peer to read (sockio.Conn on Linux).
+type writeWaiter interface{ OnWriteWait(func()) }
 
 // Done is closed when the connection has failed or been closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }

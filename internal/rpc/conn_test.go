@@ -957,3 +957,105 @@ func TestConn_PluginRunsLargeCallsOfAStreamOnTheReadingGoroutine(t *testing.T) {
 		t.Fatalf("%d handlers ran at once: calls were handed to other goroutines instead of running where they were read", m)
 	}
 }
+
+// TestConn_CallerGivesUpTheReadingRoleWhenItsWriteWaits checks a host
+// caller that took the reading role before sending (the idle connection's
+// fast path) gives it up when its write has to wait for the plugin to
+// read. The plugin here first writes more log records than the socket
+// holds and only then reads: if the caller kept the role while blocked in
+// its write, nobody would read those records, and both sides would wait on
+// each other until the call's deadline.
+func TestConn_CallerGivesUpTheReadingRoleWhenItsWriteWaits(t *testing.T) {
+	for _, size := range []int{16 << 10, 1 << 20} { // copied into the frame; written from the caller's slice
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testCallerGivesUpTheRole(t, size) })
+	}
+}
+
+func testCallerGivesUpTheRole(t *testing.T, size int) {
+	w, err := NewWatcher()
+	if err != nil {
+		t.Skip(err)
+	}
+	defer w.Close()
+	a, peer := sockpair(t)
+	defer peer.Close()
+
+	// Fill the host-to-plugin direction, so that the call's write waits.
+	filled := fillSocket(t, a)
+	var logs atomic.Int64
+	h := newConn(a, Options{Role: RoleHost, Watcher: w, OnLog: func(uint64, []byte) { logs.Add(1) }})
+	defer h.Close(nil)
+
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	payload := bytes.Repeat([]byte("p"), size)
+	go func() {
+		out, err := h.Call(context.Background(), "echo", 5*time.Second, nil, payload)
+		done <- result{out, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the call is now waiting in its write
+
+	// The plugin: 4 MiB of log records (the host must read them for these
+	// writes to finish), then the filler, then the call, answered.
+	const records = 256
+	rec := wire.Log{Message: string(bytes.Repeat([]byte("l"), 16<<10))}.AppendFrame(nil, 0)
+	for i := range records {
+		if _, err := peer.Write(rec); err != nil {
+			t.Fatalf("log record %d: %v (nobody read the host's side while its call waited to write)", i, err)
+		}
+	}
+	if _, err := io.CopyN(io.Discard, peer, int64(filled)); err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(peer, 64<<10, wire.DefaultMaxFrame)
+	hd, err := r.Next()
+	if err != nil || hd.Kind != wire.KindCall {
+		t.Fatalf("plugin read %v, %v; want the call", hd, err)
+	}
+	body, err := r.Body(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wire.DecodeCall(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Write(wire.Result{Payload: m.Payload}.AppendFrame(nil, hd.ID)); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || !bytes.Equal(got.out, payload) {
+		t.Fatalf("call returned %d bytes, %v; want its payload back", len(got.out), got.err)
+	}
+	if n := logs.Load(); n != records {
+		t.Fatalf("host read %d log records, want %d", n, records)
+	}
+}
+
+// fillSocket writes to s until its send buffer is full, and returns how
+// many bytes that took.
+func fillSocket(t *testing.T, s *sockio.Conn) int {
+	t.Helper()
+	raw, err := s.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	total := 0
+	err = raw.Control(func(fd uintptr) {
+		for {
+			n, err := syscall.Write(int(fd), chunk)
+			if err != nil {
+				return
+			}
+			total += n
+		}
+	})
+	if err != nil || total == 0 {
+		t.Fatalf("fill the socket: wrote %d bytes, %v", total, err)
+	}
+	return total
+}

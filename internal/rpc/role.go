@@ -53,11 +53,11 @@ func (c *Conn) readable() {
 }
 
 // readOwn is a host call's wait for its reply when the caller took the
-// reading role: it reads frames itself, handling the ones for others, until
-// its own reply has come, then leaves the role. ctx and the call's own
-// deadline interrupt the read through a past read deadline.
+// reading role (and disarmed the watch): it reads frames itself, handling
+// the ones for others, until its own reply has come, then leaves the role.
+// ctx and the call's own deadline interrupt the read through a past read
+// deadline.
 func (c *Conn) readOwn(ctx context.Context, cl *call, id uint64) ([]byte, error) {
-	_ = c.watch.disarm(c.fd)
 	c.readerCall.Store(id)
 	var stop func() bool
 	if ctx.Done() != nil {
@@ -92,6 +92,22 @@ func (c *Conn) readOwn(ctx context.Context, cl *call, id uint64) ([]byte, error)
 			r := <-cl.ch
 			return r.payload, r.err
 		}
+	}
+}
+
+// writeWaits runs when a write of this connection must wait for the peer
+// to read, and when a send fails. A host caller that took the reading role
+// before sending its call (see Call) and has not finished sending gives
+// the role up here: while it waits in a write nobody would read, and a
+// plugin blocked writing to us (replies, logs) would never drain the
+// socket we wait on. The caller then waits for its reply as any caller
+// does, reading only if the role is still free when its send returns.
+func (c *Conn) writeWaits() {
+	if !c.sendHeld.Load() || !c.sendHeld.CompareAndSwap(true, false) {
+		return
+	}
+	if !c.leaveRole() {
+		c.startBackground() // frames are buffered already: read them
 	}
 }
 

@@ -28,6 +28,7 @@ type Conn struct {
 	readFn func(fd uintptr) bool // c.read, bound once: a read allocates nothing
 
 	wmu     sync.Mutex
+	onWait  func()          // runs before a write waits for the socket to drain
 	iov     []syscall.Iovec // the buffers of the write in progress
 	left    []syscall.Iovec // the part of iov not yet written
 	wn      int64
@@ -86,6 +87,13 @@ func (c *Conn) read(fd uintptr) bool {
 	}
 }
 
+// OnWriteWait sets f to run, on the writing goroutine, each time a write
+// finds the socket full and is about to wait for the peer to read. The rpc
+// layer uses it to give up the reading role before a write can block, so
+// that two peers each blocked writing to the other cannot both stop
+// reading. Set it before the first write.
+func (c *Conn) OnWriteWait(f func()) { c.onWait = f }
+
 // Write writes all of p or fails.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
@@ -137,6 +145,9 @@ func (c *Conn) write(fd uintptr) bool {
 			c.left = advance(c.left, int(n))
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if c.onWait != nil {
+				c.onWait()
+			}
 			return false
 		default:
 			c.werr = c.opError("write", e)
