@@ -128,6 +128,9 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	if f.written != nil {
 		// The payload is the caller's: do not return before it is written.
 		if err := <-cl.written; err != nil {
+			if early {
+				c.writeWaits() // give the role up: nothing will be read for us
+			}
 			if c.take(id) {
 				c.release()
 				return nil, c.closedErr()
