@@ -107,7 +107,7 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	// Nobody reads: take the reading role now, to read the reply ourselves
 	// (no goroutine hand-off), and stop the watch before the frame goes
 	// out, not after. If the write has to wait for the plugin to read,
-	// writeWaits gives the role up again.
+	// releaseSendRole gives the role up again.
 	early := c.takeFirst && c.role.CompareAndSwap(roleFree, roleHeld)
 	if early {
 		c.sendHeld.Store(true)
@@ -115,7 +115,7 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 	}
 	if err := c.w.send(f); err != nil {
 		if early {
-			c.writeWaits() // give the role up: nothing will be read for us
+			c.releaseSendRole() // give the role up: nothing will be read for us
 		}
 		// Not queued, so nothing will arrive on cl.written.
 		if c.take(id) {
@@ -129,7 +129,7 @@ func (c *Conn) Call(ctx context.Context, function string, timeout time.Duration,
 		// The payload is the caller's: do not return before it is written.
 		if err := <-cl.written; err != nil {
 			if early {
-				c.writeWaits() // give the role up: nothing will be read for us
+				c.releaseSendRole() // give the role up: nothing will be read for us
 			}
 			if c.take(id) {
 				c.release()

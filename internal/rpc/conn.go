@@ -258,7 +258,7 @@ func (c *Conn) setUpWatch(rwc io.ReadWriteCloser) {
 	}
 	c.watch, c.ownWatch, c.fd, c.deadline = w, own, fd, dl
 	if ww, ok := rwc.(writeWaiter); ok && c.opts.Role == RoleHost {
-		ww.OnWriteWait(c.writeWaits)
+		ww.OnWriteWait(c.releaseSendRole)
 		c.takeFirst = true
 	}
 }

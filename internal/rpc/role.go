@@ -95,15 +95,16 @@ func (c *Conn) readOwn(ctx context.Context, cl *call, id uint64) ([]byte, error)
 	}
 }
 
-// writeWaits runs when a write of this connection must wait for the peer
-// to read, and when a send fails. A host caller that took the reading role
-// before sending its call (see Call) and has not finished sending gives
-// the role up here: while it waits in a write nobody would read, and a
-// plugin blocked writing to us (replies, logs) would never drain the
-// socket we wait on. The caller then waits for its reply as any caller
-// does, reading only if the role is still free when its send returns.
-func (c *Conn) writeWaits() {
-	if !c.sendHeld.Load() || !c.sendHeld.CompareAndSwap(true, false) {
+// releaseSendRole gives up the reading role a host caller took before
+// sending its call (see Call), if the caller still holds it for that send.
+// It runs when a write of this connection must wait for the peer to read
+// (sockio's OnWriteWait hook) and when the caller's send fails: while a
+// caller waits in a write nobody would read, and a plugin blocked writing
+// to us (replies, logs) would never drain the socket we wait on. The
+// caller then waits for its reply as any caller does, reading only if the
+// role is still free when its send returns.
+func (c *Conn) releaseSendRole() {
+	if !c.sendHeld.CompareAndSwap(true, false) {
 		return
 	}
 	if !c.leaveRole() {
