@@ -485,6 +485,36 @@ func TestPlugin_Call_CrashMidCallFailsPendingCallsAndRestarts(t *testing.T) {
 	})
 }
 
+// stopProcess sends SIGSTOP to pid and returns once every thread has
+// stopped. kill(2) returns before the stop takes hold: one thread takes the
+// signal and then stops the others, so a thread already awake could still
+// answer a call sent at once (CI saw exactly that).
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every thread of the plugin to stop", func() bool {
+		dir := fmt.Sprintf("/proc/%d/task", pid)
+		tasks, err := os.ReadDir(dir)
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+			if err != nil {
+				return false
+			}
+			// The state follows the ")" that closes the command name.
+			i := bytes.LastIndexByte(stat, ')')
+			if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func collect(ch chan error, n int) []error {
 	var out []error
 	for range n {
@@ -511,9 +541,7 @@ func TestPlugin_Watchdog(t *testing.T) {
 				p := l.load(t, h)
 				firstPID := p.Status().PID
 				if tc.wedge {
-					if err := syscall.Kill(firstPID, syscall.SIGSTOP); err != nil {
-						t.Fatal(err)
-					}
+					stopProcess(t, firstPID)
 					_, err := p.Call(context.Background(), "echo", nil)
 					var ee *airlock.ExitError
 					if !errors.As(err, &ee) || ee.Signal != "SIGKILL" || !strings.Contains(ee.Reason, tc.reason) {
