@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,9 +31,11 @@ const overflowID = 65534
 // A uid in use is a one-byte lock at offset uid in the lock file (an open
 // file description lock, F_OFD_SETLK): pools in other processes, or other
 // pools in this one, see it, and the kernel drops it when its holder exits,
-// so a crashed host leaks nothing. Uids are handed out round-robin, so a
-// uid is not reused the moment its plugin exits. A pool is safe for
-// concurrent use; Close it when its host shuts down.
+// so a crashed host leaks nothing. Uids are handed out round-robin from a
+// random start, so a uid is not reused the moment its plugin exits: not by
+// the same pool, which moves on, and seldom by another host's, which would
+// otherwise start from the same lowest free uid and take each one freed.
+// A pool is safe for concurrent use; Close it when its host shuts down.
 type IDPool struct {
 	first, count uint32
 
@@ -63,7 +66,7 @@ func NewIDPool(first, count uint32, lockFile string) (*IDPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new uid pool: %w", err)
 	}
-	return &IDPool{first: first, count: count, lock: f, held: map[uint32]bool{}}, nil
+	return &IDPool{first: first, count: count, lock: f, held: map[uint32]bool{}, next: rand.Uint32N(count)}, nil
 }
 
 // Close releases every uid the pool holds.

@@ -326,6 +326,7 @@ func TestIDPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.next, q.next = 0, 0 // start at the first uid, so the test knows which comes next
 	must := func(id int, release func(), err error) (int, func()) {
 		t.Helper()
 		if err != nil {
@@ -370,6 +371,32 @@ func TestIDPool(t *testing.T) {
 	defer q2.Close()
 	if _, _, err := q2.acquire(); err != nil {
 		t.Errorf("uid %d still locked after its pool closed: %v", f, err)
+	}
+}
+
+func TestIDPool_StartsAtARandomUid(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "ids.lock")
+	starts := map[int]bool{}
+	for range 8 {
+		p, err := NewIDPool(DefaultIDFirst, DefaultIDCount, lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, release, err := p.acquire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id < DefaultIDFirst || id >= DefaultIDFirst+DefaultIDCount {
+			t.Fatalf("uid %d is outside the pool's range", id)
+		}
+		starts[id] = true
+		release()
+		p.Close()
+	}
+	// Eight pools that each took the lowest free uid would all have taken
+	// the same one; random starts collide with odds of about 2^-112.
+	if len(starts) == 1 {
+		t.Errorf("eight pools all started at uid %d: another host would take each uid as soon as it is freed", DefaultIDFirst)
 	}
 }
 
