@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // decoder copies go-toml's generic tree (map[string]any) into the Manifest
@@ -42,16 +43,24 @@ func (d *decoder) table(field string, keys []string, tbl map[string]any, v refle
 	}
 }
 
-// tomlFields maps each TOML key of struct type t to its field index.
+// tomlFields maps each TOML key of struct type t to its field index. The
+// map is built once per type and shared: callers must not modify it.
 func tomlFields(t reflect.Type) map[string]int {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]int)
+	}
 	fields := map[string]int{}
 	for i := range t.NumField() {
 		if name := tomlKey(t.Field(i)); name != "" {
 			fields[name] = i
 		}
 	}
+	fieldsByType.Store(t, fields)
 	return fields
 }
+
+// fieldsByType caches tomlFields: the manifest's handful of struct types.
+var fieldsByType sync.Map
 
 // tomlKey returns the TOML key of a struct field, or "" if it has none.
 func tomlKey(f reflect.StructField) string {
@@ -65,6 +74,7 @@ func tomlKey(f reflect.StructField) string {
 // value decodes one TOML value into v, reporting a problem instead when the
 // value does not fit.
 func (d *decoder) value(field string, keys []string, raw any, v reflect.Value) {
+	d.src.written[field] = true
 	t := v.Type()
 	defer func() {
 		if isDefaultable(t) && v.IsZero() && !d.failed(field) {

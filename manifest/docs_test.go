@@ -166,7 +166,7 @@ func TestDocs_ExampleValidates(t *testing.T) {
 // exampleSets reports whether the parsed example wrote path, for some name
 // in place of "<name>".
 func exampleSets(m *Manifest, path string) bool {
-	for field := range m.src.pos {
+	for field := range m.src.written {
 		re := "^" + strings.ReplaceAll(regexp.QuoteMeta(path), `<name>`, `("[^"]*"|[a-z]+)`) + "$"
 		if regexp.MustCompile(re).MatchString(field) {
 			return true

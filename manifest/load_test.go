@@ -77,6 +77,7 @@ func TestLoad_EntryProgram(t *testing.T) {
 		extra   string                         // appended to the manifest
 		setup   func(t *testing.T, dir string) // makes bin/hello, or not
 		wantErr string                         // substring; "" for success
+		linkDir bool                           // load the folder through a symbolic link to it
 	}{
 		{
 			name:  "executable file",
@@ -123,11 +124,36 @@ func TestLoad_EntryProgram(t *testing.T) {
 			},
 			wantErr: "outside the plugin folder",
 		},
+		{
+			name: "a linked folder out of the folder",
+			setup: func(t *testing.T, dir string) {
+				elsewhere := t.TempDir()
+				writeProgram(t, filepath.Join(elsewhere, "hello"), 0o755)
+				if err := os.Symlink(elsewhere, filepath.Join(dir, "bin")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "outside the plugin folder",
+		},
+		{
+			name: "a linked plugin folder",
+			setup: func(t *testing.T, dir string) {
+				writeProgram(t, filepath.Join(dir, "bin/hello"), 0o755)
+			},
+			linkDir: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := pluginDir(t, loadManifest+tt.extra)
 			tt.setup(t, dir)
+			if tt.linkDir {
+				link := filepath.Join(t.TempDir(), "linked")
+				if err := os.Symlink(dir, link); err != nil {
+					t.Fatal(err)
+				}
+				dir = link
+			}
 			_, err := Load(dir)
 			checkErr(t, err, strings.ReplaceAll(tt.wantErr, "%DIR%", dir))
 			var merr *Error

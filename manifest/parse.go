@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -16,10 +18,15 @@ import (
 
 // source is what Parse learned about the file besides its values. Validate
 // uses it to give validation problems a line and column too.
+//
+// Positions take a second pass of the TOML parser, about a fifth of a Load,
+// and only a problem needs one: pos computes them on first use, so a
+// manifest without problems never pays for them.
 type source struct {
-	file  string              // path for error messages
-	pos   map[string]position // field path -> where its key first appears
-	zeros []zeroKey           // keys written with a zero value (which would mean "default")
+	file    string                     // path for error messages
+	pos     func() map[string]position // field path -> where its key first appears
+	written map[string]bool            // field paths the file sets, recorded by the decoder
+	zeros   []zeroKey                  // keys written with a zero value (which would mean "default")
 }
 
 type position struct{ line, column int }
@@ -151,7 +158,12 @@ func decode(data []byte) (*Manifest, []Problem) {
 			Fix:     "correct the TOML syntax here (see https://toml.io)",
 		}}
 	}
-	d := &decoder{src: &source{file: FileName, pos: positions(data)}}
+	data = bytes.Clone(data) // pos may parse it long after the caller reused its buffer
+	d := &decoder{src: &source{
+		file:    FileName,
+		pos:     sync.OnceValue(func() map[string]position { return positions(data) }),
+		written: map[string]bool{},
+	}}
 	m := &Manifest{}
 	d.table("", nil, tree, reflect.ValueOf(m).Elem())
 	m.src = d.src
@@ -237,11 +249,12 @@ func (l lineIndex) at(offset int) position {
 // at returns where field (or failing that, its nearest enclosing table)
 // appears in the file, or the zero position.
 func (s *source) at(field string) position {
-	if s == nil {
+	if s == nil || s.pos == nil {
 		return position{}
 	}
+	pos := s.pos()
 	for field != "" {
-		if p, ok := s.pos[field]; ok {
+		if p, ok := pos[field]; ok {
 			return p
 		}
 		field = parentField(field)
@@ -267,9 +280,5 @@ func parentField(field string) string {
 
 // present reports whether field was written in the file.
 func (s *source) present(field string) bool {
-	if s == nil {
-		return false
-	}
-	_, ok := s.pos[field]
-	return ok
+	return s != nil && s.written[field]
 }
