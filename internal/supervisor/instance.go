@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -90,10 +91,17 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		return fail(StateInit, err)
 	}
 	inst := &instance{id: id, proc: p, ended: make(chan struct{})}
+	// The tokens are minted while the plugin's runtime starts, which takes
+	// the host's waiting time anyway: done after WELCOME, minting (policy,
+	// signatures, audit records) delayed the GRANT and the first call.
+	minted := s.mint(id)
 	undo := func() {
 		p.Kill("start failed")
 		<-p.Done()
 		p.Conn().Close()
+		if r := minted(); r.err == nil && s.cfg.Ended != nil {
+			s.cfg.Ended(id) // revoke what was minted for an instance that never ran
+		}
 	}
 
 	// 2. negotiate.
@@ -139,24 +147,40 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		Now:         s.clk.Now,
 		Watcher:     s.cfg.Watcher,
 	})
-	var tokens []wire.Token
-	if s.cfg.Grant != nil {
-		if tokens, err = s.cfg.Grant(id); err != nil {
-			undo()
-			inst.conn.Close(err)
-			return fail(StateActivate, fmt.Errorf("mint capability tokens: %w", err))
-		}
+	grant := minted()
+	if grant.err != nil {
+		undo()
+		inst.conn.Close(grant.err)
+		return fail(StateActivate, fmt.Errorf("mint capability tokens: %w", grant.err))
 	}
-	if err := inst.conn.Send(wire.Grant{Tokens: tokens}.AppendFrame(nil)); err != nil {
+	if err := inst.conn.Send(wire.Grant{Tokens: grant.tokens}.AppendFrame(nil)); err != nil {
 		undo()
 		inst.conn.Close(err)
-		if s.cfg.Ended != nil {
-			s.cfg.Ended(id)
-		}
 		return fail(StateActivate, fmt.Errorf("send grant: %w", err))
 	}
 	go s.track(inst)
 	return inst, nil
+}
+
+// minting is the outcome of minting an instance's tokens.
+type minting struct {
+	tokens []wire.Token
+	err    error
+}
+
+// mint starts minting instance's tokens (cfg.Grant) on a goroutine of its
+// own. The function it returns waits for the outcome; every call returns
+// the same one.
+func (s *Supervisor) mint(instance string) func() minting {
+	if s.cfg.Grant == nil {
+		return func() minting { return minting{} }
+	}
+	done := make(chan minting, 1)
+	go func() {
+		tokens, err := s.cfg.Grant(instance)
+		done <- minting{tokens, err}
+	}()
+	return sync.OnceValue(func() minting { return <-done })
 }
 
 // stageErr tags a negotiation error with the stage whose timeout expired.

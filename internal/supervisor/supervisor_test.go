@@ -6,12 +6,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/clock"
 	"github.com/airlockhq/airlock/internal/testing/fixture"
+	"github.com/airlockhq/airlock/internal/wire"
 	"github.com/airlockhq/airlock/manifest"
 )
 
@@ -193,5 +196,84 @@ func TestEnv_StatesTheMemoryLimit(t *testing.T) {
 		if got != tc.want || found != (tc.want != "") {
 			t.Errorf("memory %d: AIRLOCK_MEMORY_LIMIT = %q (set %v), want %q", tc.memory, got, found, tc.want)
 		}
+	}
+}
+
+// TestSupervisor_RevokesTokensOfAnInstanceThatNeverRan: tokens are minted
+// while the plugin starts, before its WELCOME; when the handshake then
+// fails, what was minted is revoked (Ended), and an instance that runs
+// keeps its tokens until it ends.
+func TestSupervisor_RevokesTokensOfAnInstanceThatNeverRan(t *testing.T) {
+	bin := fixture.GoBinary(t, fixture.Module+"/internal/testing/misbehave")
+	tests := []struct {
+		mode     string
+		grantErr error
+		wantErr  string // empty: Start succeeds
+	}{
+		{"exit-during-handshake", nil, "closed its connection during the handshake"},
+		{"garbage", nil, "does not speak the Airlock protocol"},
+		{"wrong-version", nil, "version"},
+		{"serve", errors.New("the audit log is full"), "mint capability tokens: the audit log is full"},
+		{"serve", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			text := strings.Replace(manifestText, "[entry]\n", "[entry]\nargs = [\"-mode="+tc.mode+"\"]\n", 1)
+			m, err := manifest.Load(fixture.PluginDir(t, bin, text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var minted, ended []string
+			cfg := Config{Manifest: m.Defaults(), Rand: rand.New(rand.NewPCG(1, 2)),
+				Grant: func(instance string) ([]wire.Token, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if tc.grantErr != nil {
+						return nil, tc.grantErr
+					}
+					minted = append(minted, instance)
+					return []wire.Token{{Capability: "log", Token: []byte("t")}}, nil
+				},
+				Ended: func(instance string) {
+					mu.Lock()
+					defer mu.Unlock()
+					ended = append(ended, instance)
+				},
+			}
+			s, err := Start(context.Background(), cfg)
+			if tc.wantErr != "" {
+				if err == nil {
+					s.Close(context.Background())
+					t.Fatalf("Start succeeded; want an error containing %q", tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Start: %v; want an error containing %q", err, tc.wantErr)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if tc.grantErr == nil && len(minted) != 1 {
+					t.Fatalf("minted tokens for %q; want one instance's, minted while it started", minted)
+				}
+				if !slices.Equal(ended, minted) {
+					t.Fatalf("minted tokens for %q, revoked %q: want every one revoked, once", minted, ended)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			if len(minted) != 1 || len(ended) != 0 {
+				t.Errorf("a running instance: minted for %q, revoked %q; want one minted, none revoked", minted, ended)
+			}
+			mu.Unlock()
+			s.Close(context.Background())
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(ended, minted) {
+				t.Fatalf("after Close: minted for %q, revoked %q; want every one revoked", minted, ended)
+			}
+		})
 	}
 }
