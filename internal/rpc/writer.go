@@ -94,14 +94,9 @@ func (w *writer) send(f outFrame) error {
 // (for PONG) so that it can never block in a write while the peer, blocked
 // writing to us, waits for it to read.
 func (w *writer) sendAsync(f outFrame) {
-	w.mu.Lock()
-	if w.err != nil {
-		w.mu.Unlock()
-		finish(f, w.err)
-		return
+	if w.enqueue(f) {
+		w.handOver()
 	}
-	w.queue = append(w.queue, f)
-	w.handOver()
 }
 
 // hold queues f without writing it: the reply of a call run in a batch,
@@ -109,19 +104,29 @@ func (w *writer) sendAsync(f outFrame) {
 // sender meanwhile). Once holdFrames frames or holdBytes bytes wait, it
 // writes them at once.
 func (w *writer) hold(f outFrame) {
-	w.mu.Lock()
-	if w.err != nil {
-		w.mu.Unlock()
-		finish(f, w.err)
+	if !w.enqueue(f) {
 		return
 	}
-	w.queue = append(w.queue, f)
 	w.held += len(*f.buf) + len(f.payload)
 	if len(w.queue) < holdFrames && w.held < holdBytes {
 		w.mu.Unlock()
 		return
 	}
 	w.write()
+}
+
+// enqueue queues f, or finishes it with the writer's error if the
+// connection failed. It returns with mu held only when it queued f.
+func (w *writer) enqueue(f outFrame) bool {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		finish(f, err)
+		return false
+	}
+	w.queue = append(w.queue, f)
+	return true
 }
 
 // flush writes the frames held back, unless someone is writing already
