@@ -858,6 +858,29 @@ func TestConn_PluginAnswersABurstInOneWrite(t *testing.T) {
 	}
 }
 
+// TestConn_HeldReplyWrittenWhenABurstEndsInAnotherFrame covers a burst
+// whose last frame is not a call: the call before it ran as a batch and
+// held its reply back, and a frame that needs no answer (here a cancel for
+// no call; a reply to the plugin's own call is the same) ends the burst.
+// The held reply must go out although nothing else arrives.
+func TestConn_HeldReplyWrittenWhenABurstEndsInAnotherFrame(t *testing.T) {
+	host, b := sockpair(t)
+	defer host.Close()
+	p := newConn(b, Options{Role: RolePlugin, Handler: echo})
+	defer p.Close(nil)
+	frames := wire.Call{Function: "echo", Payload: []byte("call 1")}.AppendFrame(nil, 1)
+	frames = wire.AppendEmpty(frames, wire.KindCancel, 99)
+	if _, err := host.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readReplies(t, host, 1, nil); got[1] != "call 1" {
+		t.Fatalf("reply %q, want %q", got[1], "call 1")
+	}
+}
+
 // TestConn_BatchWatchdogFreesTheRestOfABurst covers a handler that blocks
 // in the middle of a batch: after the watchdog's patience, another
 // goroutine reads and serves the rest of the burst, so a handler waiting on

@@ -107,6 +107,13 @@ func (c *Conn) read() (*Request, bool) {
 		if req != nil {
 			return req, true
 		}
+		// The frame was not a call (a reply to a call of ours, a ping, a
+		// cancel). If it ended a burst, replies a batch held back would
+		// otherwise wait until this goroutine's next read returns, which
+		// may be never: have the flusher write them.
+		if !c.r.Complete() {
+			c.w.kick()
+		}
 	}
 }
 

@@ -700,6 +700,15 @@ impl Session {
             if let Err(end) = step {
                 return Flow::End(end);
             }
+            // A frame that was not a call (a cancel, a reply to a host call)
+            // may have ended a burst: replies a batch held back would
+            // otherwise wait for this thread's next read to return, which
+            // may be never.
+            if h.kind != Kind::CALL && !Self::next_is_whole(&reader, self.recv_max) {
+                if let Err(e) = self.conn.flush() {
+                    return Flow::End(io_end(&e));
+                }
+            }
         }
     }
 

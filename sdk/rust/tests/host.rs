@@ -1007,6 +1007,16 @@ fn a_burst_of_calls_is_answered_in_one_write() {
 }
 
 #[test]
+fn a_burst_that_ends_in_a_frame_other_than_a_call_is_answered() {
+    let s = start();
+    // The call finds the cancel (for no call) whole behind it, runs as a
+    // batch and holds its reply back; nothing arrives after the cancel.
+    let cancel = Header::encode(Kind::CANCEL, 9_999, 0);
+    let rxs = s.start_burst_then(&[("echo", b"one")], &cancel);
+    assert_eq!(s.finish(&rxs[0]).unwrap(), b"one");
+}
+
+#[test]
 fn a_blocking_handler_in_a_burst_does_not_hold_up_the_rest() {
     let s = start();
     let rxs = s.start_burst(&[

@@ -287,6 +287,12 @@ impl Session {
     /// plugin finds them all in one read, and returns where each reply will
     /// arrive.
     pub fn start_burst(&self, calls: &[(&str, &[u8])]) -> Vec<Receiver<Frame>> {
+        self.start_burst_then(calls, &[])
+    }
+
+    /// [`Session::start_burst`] with `then` (raw frames) in the same write,
+    /// after the calls.
+    pub fn start_burst_then(&self, calls: &[(&str, &[u8])], then: &[u8]) -> Vec<Receiver<Frame>> {
         let mut f = Vec::new();
         let mut out = Vec::new();
         for (function, payload) in calls {
@@ -297,6 +303,7 @@ impl Session {
             f.extend_from_slice(payload);
             out.push(rx);
         }
+        f.extend_from_slice(then);
         self.send_raw(&f);
         out
     }
