@@ -112,9 +112,10 @@ func (h *Host) sandboxSpec(m *manifest.Manifest, instance string) sandbox.Spec {
 }
 
 // contain returns the supervisor's hook that sandboxes each instance.
-func (h *Host) contain(p *Plugin, m *manifest.Manifest, logger *slog.Logger) func(context.Context, *exec.Cmd, string) (proc.Containment, error) {
-	return func(ctx context.Context, cmd *exec.Cmd, instance string) (proc.Containment, error) {
+func (h *Host) contain(p *Plugin, m *manifest.Manifest, logger *slog.Logger) func(context.Context, *exec.Cmd, *os.File, string) (proc.Containment, error) {
+	return func(ctx context.Context, cmd *exec.Cmd, exe *os.File, instance string) (proc.Containment, error) {
 		spec := h.sandboxSpec(m, instance)
+		spec.Exec = exe // run the file whose digest was checked, not the path again
 		sb, err := sandbox.Prepare(ctx, cmd, spec, logger)
 		if err != nil {
 			return nil, err

@@ -64,8 +64,9 @@ type Config struct {
 	Output *Output
 	// Contain, when set, wraps the command in a sandbox: it may rewrite cmd
 	// (path, args, extra files, SysProcAttr) and returns the containment.
-	// ctx bounds the containment's setup, through Started.
-	Contain func(ctx context.Context, cmd *exec.Cmd) (Containment, error)
+	// ctx bounds the containment's setup, through Started. exe is Exec:
+	// the sandbox should run that file, not look the program up again.
+	Contain func(ctx context.Context, cmd *exec.Cmd, exe *os.File) (Containment, error)
 }
 
 // Process is a running plugin process. Its methods are safe for concurrent
@@ -175,7 +176,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		stderrR.Close()
 	}
 	if cfg.Contain != nil {
-		c, err := cfg.Contain(ctx, cmd)
+		c, err := cfg.Contain(ctx, cmd, cfg.Exec)
 		if err != nil {
 			stdoutW.Close()
 			stderrW.Close()

@@ -33,7 +33,8 @@
 //
 // The launcher's side lives in package internal/sandbox/launcher, which
 // also defines the messages. They talk over a socketpair (the launcher's
-// end is the last extra file; argv[1] names it). Messages are a 4-byte
+// end is the first extra file after the plugin's; argv[1] names it; the
+// checked program's descriptor, Spec.Exec, comes after it). Messages are a 4-byte
 // little-endian length and a compact binary body (launcher.Spec.Encode).
 //
 //	host                                         launcher (in its namespaces,
@@ -47,7 +48,7 @@
 //	  decide the host's part of Require
 //	  go byte ────────────────────────────────────▶ (its own part of Require)
 //	             ◀──────────────────── launcher.Report (applied, missing, stamps)
-//	  check the report against Require              rlimits, execve(plugin)
+//	  check the report against Require              rlimits, execveat(Spec.Exec)
 //	             ◀──────────────────────── EOF (close-on-exec)
 //	                                or launcher.Report{Error}, exit 127
 //

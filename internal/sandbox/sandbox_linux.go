@@ -348,6 +348,12 @@ func prepare(ctx context.Context, cmd *exec.Cmd, spec Spec, logger *slog.Logger,
 	cmd.Env = []string{launcher.EnvVar + "=" + syncFD}
 	cmd.Err = nil
 	cmd.ExtraFiles = append(cmd.ExtraFiles, s.childSync)
+	if mode == launcher.ModeRun && execByFD(spec.Exec) {
+		// Above KeepFDs, like the sync socket: the launcher marks it
+		// close-on-exec, and execveat still runs it.
+		s.msg.ExecFD = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Exec)
+	}
 	cmd.SysProcAttr = attr
 	if cmd.Dir == "" {
 		cmd.Dir = spec.Dir
@@ -930,6 +936,18 @@ func hostUID(pid int) (int, error) {
 		}
 	}
 	return -1, errors.New("no Uid line")
+}
+
+// execByFD reports whether the launcher can run f through its descriptor:
+// f is set and is not a script, whose interpreter would be handed a
+// /dev/fd path that no longer exists once the descriptor closes at exec.
+func execByFD(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	var magic [2]byte
+	n, err := f.ReadAt(magic[:], 0)
+	return err == nil && n == 2 && magic != [2]byte{'#', '!'}
 }
 
 // checkProgram verifies the entry program is a regular file inside dir

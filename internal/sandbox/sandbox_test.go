@@ -146,6 +146,37 @@ func TestSandbox_OnlyStdioAndSocket(t *testing.T) {
 	assertNothingLeft(t, r)
 }
 
+// TestSandbox_RunsTheCheckedFile: with Spec.Exec the launcher runs the
+// file the host opened and checked, even when another file has taken its
+// name since, and the plugin does not inherit the descriptor.
+func TestSandbox_RunsTheCheckedFile(t *testing.T) {
+	needFull(t)
+	dir := pluginDir(t)
+	exe, err := os.Open(filepath.Join(dir, "victim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+
+	r := runVictim(t, Spec{Dir: dir, Exec: exe, Require: fullRequire}, "fds")
+	if !r.hasRes || !slices.Equal(r.res.FDs, []int{0, 1, 2, 3}) {
+		t.Fatalf("the plugin holds %v (%s), want [0 1 2 3]", r.res.FDs, r.res.Detail)
+	}
+
+	// Put something that cannot run where the checked program was.
+	swapped := filepath.Join(dir, "swapped")
+	if err := os.WriteFile(swapped, []byte("not the program that was checked\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(swapped, filepath.Join(dir, "victim")); err != nil {
+		t.Fatal(err)
+	}
+	r = runVictim(t, Spec{Dir: dir, Exec: exe, Require: fullRequire}, "env")
+	if !r.hasRes || r.res.Detail != "AIRLOCK_PLUGIN=victim" {
+		t.Fatalf("the checked program did not run (wait: %v, stderr: %s)", r.waitErr, r.stderr)
+	}
+}
+
 func TestSandbox_Environment(t *testing.T) {
 	needFull(t)
 	r := runVictim(t, Spec{Require: fullRequire}, "env")

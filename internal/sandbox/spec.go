@@ -20,6 +20,12 @@ type Spec struct {
 	Dir string
 	// Program is the entry program, relative to Dir.
 	Program string
+	// Exec, when set, is Program opened by the caller, who checked it (the
+	// host verifies its sha256). The launcher then executes this very file
+	// rather than looking Program up again, so a file put in its place
+	// after the check never runs. A script (#!) is run by path: the kernel
+	// cannot hand its interpreter a descriptor that is closed at exec.
+	Exec *os.File
 	// ReadPaths and WritePaths are extra host paths (absolute) visible at the
 	// same path inside, read-only or read-write. A write path must be
 	// writable by the plugin's host uid (see IDs); the sandbox does not

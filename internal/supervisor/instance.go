@@ -83,7 +83,9 @@ func (s *Supervisor) startInstance(ctx context.Context) (*instance, error) {
 		Output:  &proc.Output{Logger: s.log.With("source", "output"), Budget: s.budget, Drops: &s.counts.logDropped},
 	}
 	if s.cfg.Contain != nil {
-		pcfg.Contain = func(ctx context.Context, cmd *exec.Cmd) (proc.Containment, error) { return s.cfg.Contain(ctx, cmd, id) }
+		pcfg.Contain = func(ctx context.Context, cmd *exec.Cmd, exe *os.File) (proc.Containment, error) {
+			return s.cfg.Contain(ctx, cmd, exe, id)
+		}
 	}
 	p, err := proc.Start(ctx, pcfg)
 	exe.Close()

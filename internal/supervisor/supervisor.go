@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,10 @@ type Config struct {
 	MaxFrame int         // largest frame the host accepts
 	Versions wire.VersionRange
 	Digests  *DigestCache
-	// Contain wraps each process in a sandbox; nil runs a plain child.
-	Contain func(ctx context.Context, cmd *exec.Cmd, instance string) (proc.Containment, error)
+	// Contain wraps each process in a sandbox; nil runs a plain child. exe
+	// is the entry program as verified against its digest: the sandbox
+	// must run that file.
+	Contain func(ctx context.Context, cmd *exec.Cmd, exe *os.File, instance string) (proc.Containment, error)
 	// HostCalls serves the plugin's HOSTCALLs; nil refuses them.
 	HostCalls func(instance string) rpc.Handler
 	// Grant returns the tokens to GRANT an instance at activation.

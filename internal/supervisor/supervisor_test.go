@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/clock"
+	"github.com/airlockhq/airlock/internal/proc"
 	"github.com/airlockhq/airlock/internal/testing/fixture"
 	"github.com/airlockhq/airlock/internal/wire"
 	"github.com/airlockhq/airlock/manifest"
@@ -275,5 +277,44 @@ func TestSupervisor_RevokesTokensOfAnInstanceThatNeverRan(t *testing.T) {
 				t.Fatalf("after Close: minted for %q, revoked %q; want every one revoked", minted, ended)
 			}
 		})
+	}
+}
+
+// TestSupervisor_ContainGetsTheCheckedProgram: the sandbox hook is handed
+// the descriptor whose sha256 was checked, still open, so that the sandbox
+// runs that file and not whatever the path names by then.
+func TestSupervisor_ContainGetsTheCheckedProgram(t *testing.T) {
+	dir := fixture.PluginDir(t, fixture.GoBinary(t, fixture.Module+"/internal/testing/misbehave"), manifestText)
+	m, err := manifest.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.Defaults()
+	program, err := os.Stat(filepath.Join(m.Dir, filepath.FromSlash(m.Entry.Program)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got os.FileInfo
+	var gotErr error
+	cfg := Config{Manifest: m, Rand: rand.New(rand.NewPCG(1, 2)),
+		Contain: func(_ context.Context, _ *exec.Cmd, exe *os.File, _ string) (proc.Containment, error) {
+			if exe == nil {
+				gotErr = errors.New("no descriptor")
+			} else {
+				got, gotErr = exe.Stat() // fails if it was closed already
+			}
+			return nil, nil // a plain child: this test is about the hand-over
+		},
+	}
+	s, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(context.Background())
+	if gotErr != nil {
+		t.Fatalf("the hook's descriptor: %v", gotErr)
+	}
+	if !os.SameFile(got, program) {
+		t.Fatalf("the hook got %v, not the entry program", got.Name())
 	}
 }

@@ -126,7 +126,9 @@ type launcher struct {
 //     it as soon as that is so, usually before the report is written.
 //  11. rlimits, then a raw execve with argv and envp built in step 0: the
 //     Go runtime allocates in syscall.Exec, and a process near its limits
-//     must not allocate.
+//     must not allocate. With Spec.ExecFD the exec is execveat on the
+//     descriptor of the file the host verified, not a second lookup of
+//     its path.
 func launch(sync int, t0 int64) int {
 	l := &launcher{sync: sync, stamps: make([]Stamp, 1, 24)}
 	l.stamps[0] = Stamp{"launcher init", t0}
@@ -156,6 +158,7 @@ func launch(sync int, t0 int64) int {
 	if err != nil {
 		return l.fail("", wrap("plugin environment", err))
 	}
+	empty, _ := syscall.BytePtrFromString("") // execveat's path with AT_EMPTY_PATH
 
 	// 1.
 	if l.spec.Hostname != "" {
@@ -274,10 +277,19 @@ func launch(sync int, t0 int64) int {
 	if err := l.applyRlimits(); err != nil {
 		return l.fail(Rlimits, err)
 	}
+	if l.spec.ExecFD > 0 && sysExecveat > 0 {
+		// The very file the host verified, whatever Path names now.
+		_, _, e := syscall.RawSyscall6(uintptr(sysExecveat), uintptr(l.spec.ExecFD), uintptr(unsafe.Pointer(empty)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])), atEmptyPath, 0)
+		return l.fail("", wrap("execveat the verified program "+l.spec.Path, e))
+	}
 	_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])))
 	return l.fail("", wrap("execve "+l.spec.Path, e))
 }
+
+// atEmptyPath is AT_EMPTY_PATH: execveat runs the descriptor's file itself.
+const atEmptyPath = 0x1000
 
 // mark stamps the end of a step.
 func (l *launcher) mark(stage string) {

@@ -23,7 +23,7 @@ import (
 // Arg0 is argv[0] of a launcher invocation; argv[1] is the sync
 // socket's descriptor number. Nothing else starts a program this way. The
 // suffix is the message format's version.
-const Arg0 = "airlock-sandbox-launcher/2"
+const Arg0 = "airlock-sandbox-launcher/3"
 
 // EnvVar is the launcher's only environment variable: the sync socket's
 // descriptor number again. The launcher looks for it first (package
@@ -81,6 +81,13 @@ type Spec struct {
 	DropGID int
 	// KeepFDs is how many descriptors (0 … KeepFDs-1) the plugin inherits.
 	KeepFDs int
+	// ExecFD, when positive, is a descriptor of the launcher's (at or
+	// above KeepFDs, so the plugin does not inherit it) open on the
+	// program the host verified: the launcher executes that file
+	// (execveat) instead of looking Path up again, so a file swapped in at
+	// Path after the check is never run. Path is still argv's program and
+	// what errors name.
+	ExecFD int
 	// Require are the protections whose failure aborts the launch.
 	Require []string
 }
@@ -329,6 +336,7 @@ func (m *Spec) Encode() []byte {
 	e.int(int64(m.DropUID))
 	e.int(int64(m.DropGID))
 	e.int(int64(m.KeepFDs))
+	e.int(int64(m.ExecFD))
 	e.strs(m.Require)
 	return e.b
 }
@@ -373,6 +381,7 @@ func (m *Spec) Decode(b []byte) error {
 	m.DropUID = int(d.int())
 	m.DropGID = int(d.int())
 	m.KeepFDs = int(d.int())
+	m.ExecFD = int(d.int())
 	m.Require = d.strs()
 	return d.done("launch spec")
 }

@@ -21,7 +21,7 @@ func sampleSpec() Spec {
 		Seccomp:    []byte{1, 2, 3, 4, 5, 6, 7, 8},
 		NoNewPrivs: true,
 		Rlimits:    []Rlimit{{Resource: 7, Name: "RLIMIT_NOFILE", Value: 256}, {Resource: 4, Name: "RLIMIT_CORE"}},
-		DropUID:    70000, DropGID: -1, KeepFDs: 4, Require: []string{"seccomp", "landlock"},
+		DropUID:    70000, DropGID: -1, KeepFDs: 4, ExecFD: 5, Require: []string{"seccomp", "landlock"},
 	}
 }
 

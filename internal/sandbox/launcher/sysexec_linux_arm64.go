@@ -1,0 +1,3 @@
+package launcher
+
+const sysExecveat = 281
