@@ -1007,6 +1007,18 @@ fn a_burst_of_calls_is_answered_in_one_write() {
 }
 
 #[test]
+fn a_large_reply_in_a_burst_goes_out_between_the_small_ones() {
+    let s = start();
+    // The middle call's reply is too large to hold back: it is written at
+    // once, after the reply held before it, and the last one follows.
+    let size = (4 << 20).to_string();
+    let rxs = s.start_burst(&[("echo", b"one"), ("big", size.as_bytes()), ("echo", b"two")]);
+    assert_eq!(s.finish(&rxs[0]).unwrap(), b"one");
+    assert_eq!(s.finish(&rxs[1]).unwrap(), vec![b'x'; 4 << 20]);
+    assert_eq!(s.finish(&rxs[2]).unwrap(), b"two");
+}
+
+#[test]
 fn a_burst_that_ends_in_a_frame_other_than_a_call_is_answered() {
     let s = start();
     // The call finds the cancel (for no call) whole behind it, runs as a
