@@ -277,9 +277,9 @@ func launch(sync int, t0 int64) int {
 	if err := l.applyRlimits(); err != nil {
 		return l.fail(Rlimits, err)
 	}
-	if l.spec.ExecFD > 0 && sysExecveat > 0 {
+	if nr := sysExecveat; l.spec.ExecFD > 0 && nr > 0 {
 		// The very file the host verified, whatever Path names now.
-		_, _, e := syscall.RawSyscall6(uintptr(sysExecveat), uintptr(l.spec.ExecFD), uintptr(unsafe.Pointer(empty)),
+		_, _, e := syscall.RawSyscall6(uintptr(nr), uintptr(l.spec.ExecFD), uintptr(unsafe.Pointer(empty)),
 			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])), atEmptyPath, 0)
 		return l.fail("", wrap("execveat the verified program "+l.spec.Path, e))
 	}
