@@ -50,10 +50,14 @@ check-format:
 vet:
 	$(GO) vet ./...
 
-# The Go SDK must build for every target a plugin may use.
+# The Go SDK must build for every target a plugin may use; the sandbox
+# launcher keeps syscall numbers per architecture, so it is built for one
+# with each set (arm64: all wired; riscv64: no seccomp or execveat
+# numbers; mips64: offset numbers).
 cross:
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/go/plugin
 	GOOS=darwin GOARCH=arm64 $(GO) build ./sdk/go/plugin ./manifest
+	for a in arm64 riscv64 mips64; do GOOS=linux GOARCH=$$a $(GO) build ./internal/sandbox/... || exit 1; done
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
