@@ -313,6 +313,61 @@ func TestCapabilities_EmbedderCapabilityTokensAndAudit(t *testing.T) {
 	}
 }
 
+// TestCapabilities_PluginNarrowsItsOwnToken runs against both SDKs: a
+// plugin attenuates its token (Go: Plugin.Attenuate, Rust:
+// Context::attenuate), the host verifies the chain and intersects the
+// caveat, and the narrowing survives the fresh tokens of a key rotation.
+func TestCapabilities_PluginNarrowsItsOwnToken(t *testing.T) {
+	eachLanguage(t, func(t *testing.T, l lang) {
+		s := &search{}
+		pol := &policy.Policy{Plugins: map[string]policy.Plugin{"misbehave": {Capabilities: map[string]policy.Rule{
+			"acme.search": {Scope: []string{"books", "movies"}},
+		}}}}
+		h, _ := capHost(t, airlock.NewHostConfig().WithPolicy(pol).WithCapability(s))
+		p, err := h.Load(context.Background(), fixture.PluginDir(t, l.bin(t), hostcallManifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		query := func(index string, caveat map[string]any) map[string]any {
+			return hostcall(t, p, "acme.search.query", map[string]string{"index": index, "q": "x"}, caveat)
+		}
+		if out := query("movies", nil); out["hits"] == nil {
+			t.Fatalf("movies before narrowing: %v", out)
+		}
+		// Keep only books: movies is refused from now on, books still works.
+		if out := query("books", map[string]any{"scope": []string{"books"}}); out["hits"] == nil {
+			t.Fatalf("books with the narrowing caveat: %v", out)
+		}
+		if out := query("movies", nil); out["code"] != "permission_denied" {
+			t.Fatalf("movies after narrowing to books: %v", out)
+		}
+		// Fresh tokens (a key rotation re-grants them) keep the narrowing.
+		if err := h.RotateKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if out := query("movies", nil); out["code"] != "permission_denied" {
+			t.Fatalf("movies after a key rotation: %v", out)
+		}
+		if out := query("books", nil); out["hits"] == nil {
+			t.Fatalf("books after a key rotation: %v", out)
+		}
+		// A caveat cannot widen: asking for movies back changes nothing.
+		if out := query("movies", map[string]any{"scope": []string{"books", "movies"}}); out["code"] != "permission_denied" {
+			t.Fatalf("movies after a caveat that names it again: %v", out)
+		}
+		// Narrowing a capability that was not granted fails the call.
+		_, err = airlock.CallJSON[map[string]any](context.Background(), p, "hostcall",
+			map[string]any{"function": "clock.now", "payload": struct{}{}, "caveat": map[string]any{"ops": []string{"clock.now"}}})
+		var ce *airlock.CallError
+		if !errors.As(err, &ce) || ce.Code != airlock.CodeInternal || !strings.Contains(ce.Message, `granted no "clock" token`) {
+			t.Fatalf("attenuating a capability that was not granted: %v", err)
+		}
+		if n := s.calls.Load(); n != 3 {
+			t.Fatalf("the capability ran %d times, want 3: refused calls must not reach it", n)
+		}
+	})
+}
+
 func TestHostConfig_InvalidPolicy(t *testing.T) {
 	bad := &policy.Policy{Plugins: map[string]policy.Plugin{"x": {Capabilities: map[string]policy.Rule{"http": {}}}}}
 	_, err := airlock.NewHostWithConfig(context.Background(), airlock.NewHostConfig().WithPolicy(bad))

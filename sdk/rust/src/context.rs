@@ -208,6 +208,27 @@ impl Context {
         }
     }
 
+    /// Narrows the plugin's token for `capability` (a granted capability
+    /// name, e.g. `kv`): from now on its host calls for that capability
+    /// present a token that allows at most what `caveat` allows, and never
+    /// more than before. The narrowing is kept when the host hands out
+    /// fresh tokens. Use it to give up powers the plugin no longer needs. It
+    /// needs no key and cannot widen anything.
+    ///
+    /// Fails with [`Error::Internal`] when `capability` was not granted or
+    /// its token cannot take another caveat (16 at most), and with
+    /// [`Error::Unavailable`] under [`Plugin::call`](crate::Plugin::call),
+    /// where there is no host.
+    #[cfg(feature = "attenuate")]
+    pub fn attenuate(&self, capability: &str, caveat: &crate::Caveat) -> Result<()> {
+        let Some(session) = &self.session else {
+            return Err(Error::Unavailable(format!(
+                "attenuate {capability:?}: no host; this handler runs under Plugin::call"
+            )));
+        };
+        session.attenuate(capability, caveat)
+    }
+
     /// Calls a host capability: `function` names the operation, such as
     /// `kv.get`, and `payload` is its input (JSON for the built-in
     /// capabilities, see `docs/capabilities.md`). The SDK presents the token

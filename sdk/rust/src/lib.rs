@@ -53,7 +53,10 @@
 //!   serde and serde_json (used by the example above), and typed calls to
 //!   the host's built-in capabilities (`ctx.kv()`, `ctx.http()`, `ctx.fs()`,
 //!   `ctx.clock()`, `ctx.random()`, `ctx.config()`; module `capability`).
-//!   Without it the crate has no dependencies.
+//! - `attenuate` (default, needs `json`): [`Context::attenuate`], a plugin
+//!   narrowing its own capability tokens, on RustCrypto's `hmac` and `sha2`.
+//!
+//! Without default features the crate has no dependencies.
 //!
 //! # Capabilities
 //!
@@ -63,6 +66,12 @@
 //! dotted prefix of the function (`kv` for `kv.get`). A function whose
 //! capability was not granted goes out with an empty token, and the host
 //! answers [`Error::PermissionDenied`] naming the capability.
+//!
+//! A plugin can give up powers it no longer needs:
+//! `ctx.attenuate("kv", &Caveat { ops: vec!["kv.get".into()], ..Default::default() })`
+//! narrows its `kv` token to reads from then on, also across the fresh
+//! tokens the host hands out later. It needs no key and cannot widen
+//! anything.
 //!
 //! # Safety
 //!
@@ -90,12 +99,17 @@ mod plugin;
 mod serve;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(feature = "attenuate")]
+#[forbid(unsafe_code)]
+pub mod token;
 #[forbid(unsafe_code)]
 pub mod wire;
 
 pub use context::{Context, Level, Logger};
 pub use error::Error;
 pub use plugin::Plugin;
+#[cfg(feature = "attenuate")]
+pub use token::Caveat;
 
 /// The result of a handler or host call.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -307,8 +307,13 @@ pub(crate) struct Session {
     /// left free; `None` where there is no poller (not Linux, or it could
     /// not be set up), and the reader role is handed on eagerly instead.
     poller: Option<sys::Poller>,
-    /// The capability tokens of the last GRANT, by capability name.
+    /// The capability tokens of the last GRANT, by capability name, each
+    /// narrowed by the plugin's caveats for it.
     tokens: Mutex<HashMap<String, Arc<[u8]>>>,
+    /// The caveats the plugin put on its tokens, by capability name: applied
+    /// again to every GRANT. Locked after `tokens`.
+    #[cfg(feature = "attenuate")]
+    caveats: Mutex<HashMap<String, Vec<crate::token::Caveat>>>,
     /// Batch calls started; the batch watchdog thread, once started; whether
     /// it sleeps until the next batch.
     batch_gen: AtomicU64,
@@ -351,6 +356,8 @@ pub(crate) fn run(plugin: Plugin, stream: UnixStream) -> End {
         next_host_id: AtomicU64::new(1),
         poller,
         tokens: Mutex::new(HashMap::new()),
+        #[cfg(feature = "attenuate")]
+        caveats: Mutex::new(HashMap::new()),
         batch_gen: AtomicU64::new(0),
         dog: OnceLock::new(),
         dog_idle: AtomicBool::new(false),
@@ -1036,12 +1043,50 @@ impl Session {
             Ok(_) => unreachable!("a GRANT frame decodes to Message::Grant"),
             Err(e) => return Err(self.protocol_error(e.to_string())),
         };
-        let tokens = grant
+        let mut tokens = lock(&self.tokens);
+        *tokens = grant
             .tokens
             .into_iter()
             .map(|t| (t.capability.into_owned(), Arc::from(t.token)))
             .collect();
-        *lock(&self.tokens) = tokens;
+        #[cfg(feature = "attenuate")]
+        for (capability, caveats) in lock(&self.caveats).iter() {
+            if let Some(t) = tokens.get_mut(capability) {
+                let mut narrowed = t.to_vec();
+                for c in caveats {
+                    match crate::token::attenuate(&narrowed, c) {
+                        Ok(n) => narrowed = n,
+                        Err(_) => {
+                            // Fail closed: never present more than the
+                            // plugin chose to keep (an empty token is none).
+                            narrowed.clear();
+                            break;
+                        }
+                    }
+                }
+                *t = Arc::from(narrowed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Narrows the token of `capability` by `caveat`, now and in every
+    /// later GRANT (see [`Context::attenuate`](crate::Context::attenuate)).
+    #[cfg(feature = "attenuate")]
+    pub(crate) fn attenuate(&self, capability: &str, caveat: &crate::token::Caveat) -> Result<()> {
+        let mut tokens = lock(&self.tokens);
+        let Some(t) = tokens.get_mut(capability).filter(|t| !t.is_empty()) else {
+            return Err(Error::Internal(format!(
+                "attenuate: the host granted no {capability:?} token"
+            )));
+        };
+        let narrowed =
+            crate::token::attenuate(t, caveat).map_err(|e| Error::Internal(e.to_string()))?;
+        *t = Arc::from(narrowed);
+        lock(&self.caveats)
+            .entry(capability.to_owned())
+            .or_default()
+            .push(caveat.clone());
         Ok(())
     }
 

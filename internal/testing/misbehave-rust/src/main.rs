@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use airlock_plugin::token::Envelope;
 use airlock_plugin::wire::{self, Header, Kind, Message, Status};
-use airlock_plugin::{Context, Error, Level, Plugin, Result};
+use airlock_plugin::{Caveat, Context, Error, Level, Plugin, Result};
 use serde_json::value::RawValue;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -214,8 +215,8 @@ fn flood(ctx: &Context, input: &[u8]) -> Result<Vec<u8>> {
 
 /// hostcall makes the host call `{"function": F, "payload": P}` and answers
 /// with its result, or `{"code": C, "error": E}` with its error code and
-/// message. Caveats (token attenuation) are not implemented in the Rust
-/// SDK: a request with one fails the call with `internal`.
+/// message. With `"caveat": {...}` (the token format's caveat fields) it
+/// first narrows the token of the function's capability by it.
 fn hostcall(ctx: &Context, input: &[u8]) -> Result<Vec<u8>> {
     let req: HashMap<String, &RawValue> =
         serde_json::from_slice(input).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -223,10 +224,9 @@ fn hostcall(ctx: &Context, input: &[u8]) -> Result<Vec<u8>> {
         Some(v) => serde_json::from_str(v.get()).map_err(|e| Error::BadInput(e.to_string()))?,
         None => String::new(),
     };
-    if req.get("caveat").is_some_and(|c| c.get() != "null") {
-        return Err(Error::Internal(
-            "caveats are not supported: the Rust SDK cannot attenuate tokens".into(),
-        ));
+    if let Some(c) = req.get("caveat").filter(|c| c.get() != "null") {
+        let caveat = caveat_from_json(c.get())?;
+        ctx.attenuate(capability_of(&function), &caveat)?;
     }
     let payload = req.get("payload").map_or(&b""[..], |p| p.get().as_bytes());
     match ctx.host_call(&function, payload) {
@@ -237,6 +237,78 @@ fn hostcall(ctx: &Context, input: &[u8]) -> Result<Vec<u8>> {
             serde_json::to_vec(&answer).map_err(|e| Error::Internal(e.to_string()))
         }
     }
+}
+
+/// The capability a host function belongs to: all but its last dotted part.
+fn capability_of(function: &str) -> &str {
+    match function.rfind('.') {
+        Some(i) if i > 0 => &function[..i],
+        _ => function,
+    }
+}
+
+/// Reads a caveat written as the token carries it (the Go plugin decodes
+/// the same object into `plugin.Caveat`).
+fn caveat_from_json(text: &str) -> Result<Caveat> {
+    let bad = |e: String| Error::BadInput(format!("caveat: {e}"));
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let obj = v.as_object().ok_or_else(|| bad("not an object".into()))?;
+    let list = |name: &str| -> Result<Vec<String>> {
+        match obj.get(name) {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| bad(format!("{name}: {e}"))),
+        }
+    };
+    let int = |v: Option<&serde_json::Value>, name: &str| -> Result<i64> {
+        v.map_or(Ok(0), |v| {
+            v.as_i64()
+                .ok_or_else(|| bad(format!("{name} is not an integer")))
+        })
+    };
+    for k in obj.keys() {
+        const KNOWN: [&str; 12] = [
+            "ops",
+            "hosts",
+            "methods",
+            "no_private",
+            "max_response",
+            "timeout_ms",
+            "paths",
+            "max_file",
+            "keys",
+            "scope",
+            "env",
+            "exp",
+        ];
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(bad(format!("unknown field {k:?}")));
+        }
+    }
+    let envelope = match obj.get("env") {
+        None => None,
+        Some(e) => Some(Envelope {
+            rate: e.get("rate").and_then(|r| r.as_f64()).unwrap_or(0.0),
+            burst: int(e.get("burst"), "env.burst")?,
+            budget: int(e.get("budget"), "env.budget")?,
+        }),
+    };
+    Ok(Caveat {
+        ops: list("ops")?,
+        hosts: list("hosts")?,
+        methods: list("methods")?,
+        no_private: obj
+            .get("no_private")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
+        max_response: int(obj.get("max_response"), "max_response")?,
+        timeout_ms: int(obj.get("timeout_ms"), "timeout_ms")?,
+        paths: list("paths")?,
+        max_file: int(obj.get("max_file"), "max_file")?,
+        keys: list("keys")?,
+        scope: list("scope")?,
+        envelope,
+        expiry_unix_ms: int(obj.get("exp"), "exp")?,
+    })
 }
 
 /// Reads and discards one frame from `f`.
