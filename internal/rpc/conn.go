@@ -308,6 +308,11 @@ func (c *Conn) fail(cause error) {
 		if c.opts.CloseError != nil {
 			delivered = c.opts.CloseError(cause)
 		}
+		if c.watch != nil {
+			// Before the socket closes: its number may be reused at once,
+			// by a connection that registers with the same watcher.
+			c.watch.remove(c.fd)
+		}
 		_ = c.rwc.Close()
 		c.mu.Lock()
 		pending := c.pending
@@ -323,7 +328,6 @@ func (c *Conn) fail(cause error) {
 			c.dog.Stop()
 		}
 		if c.watch != nil {
-			c.watch.remove(c.fd)
 			if c.ownWatch {
 				c.watch.Close()
 			}
