@@ -230,14 +230,12 @@ func New(rwc io.ReadWriteCloser, r *wire.Reader, opts Options) *Conn {
 type deadliner interface{ SetReadDeadline(time.Time) error }
 
 // setUpWatch registers the socket with a watcher: the host's shared one, or
-// on the plugin side one of its own. Without one (no socket, no epoll, or
-// on the host no read deadlines) a goroutine always reads, as everywhere
-// but Linux. A plugin needs no read deadline: its reader is never
-// interrupted but by Close.
+// on the plugin side one of its own. Without one (no socket, no epoll, no
+// read deadlines) a goroutine always reads, as everywhere but Linux.
 func (c *Conn) setUpWatch(rwc io.ReadWriteCloser) {
 	fd, ok := socketFD(rwc)
 	dl, hasDeadline := rwc.(deadliner)
-	if !ok || (!hasDeadline && c.opts.Role == RoleHost) {
+	if !ok || !hasDeadline {
 		return
 	}
 	w := c.opts.Watcher

@@ -43,30 +43,19 @@ func socketpair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
 	return conn(fds[0]), conn(fds[1])
 }
 
-// sockpair is a socketpair with its ends wrapped as the host and the Go SDK
-// wrap theirs: the host's waits in the runtime's poller (sockio.Conn), the
-// plugin's blocks its thread (sockio.Blocking).
-func sockpair(t testing.TB) (*sockio.Conn, *sockio.Blocking) {
+// sockpair is socketpair with both ends wrapped as the host and the SDK
+// wrap them (sockio.Conn).
+func sockpair(t testing.TB) (*sockio.Conn, *sockio.Conn) {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+	a, b := socketpair(t)
+	wrap := func(uc *net.UnixConn) *sockio.Conn {
+		c, err := sockio.New(uc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	f := os.NewFile(uintptr(fds[0]), "socketpair")
-	nc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := sockio.New(nc.(*net.UnixConn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plugin, err := sockio.NewBlocking(fds[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return host, plugin
+	return wrap(a), wrap(b)
 }
 
 func newConn(rwc io.ReadWriteCloser, opts Options) *Conn {
@@ -774,18 +763,18 @@ func TestConn_CallEndsAtItsDeadlineWhenThePeerStopsReading(t *testing.T) {
 
 // countingConn counts the writes made on a socket.
 type countingConn struct {
-	*sockio.Blocking
+	*sockio.Conn
 	writes atomic.Int64
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	c.writes.Add(1)
-	return c.Blocking.Write(b)
+	return c.Conn.Write(b)
 }
 
 func (c *countingConn) WriteBuffers(bufs [][]byte) (int64, error) {
 	c.writes.Add(1)
-	return c.Blocking.WriteBuffers(bufs)
+	return c.Conn.WriteBuffers(bufs)
 }
 
 // burst writes calls to functions fns, with ids 1, 2, ..., in one write,
@@ -847,7 +836,7 @@ func readReplies(t *testing.T, host io.ReadWriter, n int, each func(id uint64)) 
 func TestConn_PluginAnswersABurstInOneWrite(t *testing.T) {
 	host, b := sockpair(t)
 	defer host.Close()
-	counted := &countingConn{Blocking: b}
+	counted := &countingConn{Conn: b}
 	p := newConn(counted, Options{Role: RolePlugin, Handler: echo})
 	defer p.Close(nil)
 	const n = 16

@@ -17,26 +17,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// conn is what both kinds of socket offer.
-type conn interface {
-	io.ReadWriteCloser
-	WriteBuffers([][]byte) (int64, error)
-}
-
-// socketpair returns both ends of a real AF_UNIX stream socketpair.
-func socketpair(t *testing.T) [2]int {
+// pair returns both ends of a real AF_UNIX socketpair wrapped in Conns.
+func pair(t *testing.T) (*sockio.Conn, *sockio.Conn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fds
-}
-
-// pair returns both ends of a socketpair wrapped in Conns.
-func pair(t *testing.T) (*sockio.Conn, *sockio.Conn) {
-	t.Helper()
-	fds := socketpair(t)
 	wrap := func(fd int) *sockio.Conn {
 		f := os.NewFile(uintptr(fd), "socketpair")
 		nc, err := net.FileConn(f)
@@ -54,99 +41,67 @@ func pair(t *testing.T) (*sockio.Conn, *sockio.Conn) {
 	return wrap(fds[0]), wrap(fds[1])
 }
 
-// blockingPair returns both ends of a socketpair wrapped in Blockings.
-func blockingPair(t *testing.T) (*sockio.Blocking, *sockio.Blocking) {
-	t.Helper()
-	fds := socketpair(t)
-	wrap := func(fd int) *sockio.Blocking {
-		c, err := sockio.NewBlocking(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	return wrap(fds[0]), wrap(fds[1])
-}
-
-// kinds runs a test against both kinds of socket: a Conn (the host's,
-// waiting in the runtime's poller) and a Blocking (a plugin's).
-func kinds(t *testing.T, test func(t *testing.T, pair func(*testing.T) (conn, conn))) {
-	t.Run("poller", func(t *testing.T) {
-		test(t, func(t *testing.T) (conn, conn) { a, b := pair(t); return a, b })
-	})
-	t.Run("blocking", func(t *testing.T) {
-		test(t, func(t *testing.T) (conn, conn) { a, b := blockingPair(t); return a, b })
-	})
-}
-
 func TestConn_RoundTripAndEOF(t *testing.T) {
-	kinds(t, func(t *testing.T, pair func(*testing.T) (conn, conn)) {
-		a, b := pair(t)
-		if n, err := a.Write([]byte("hello")); n != 5 || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
-		buf := make([]byte, 16)
-		if n, err := b.Read(buf); string(buf[:n]) != "hello" || err != nil {
-			t.Fatalf("Read = %q, %v", buf[:n], err)
-		}
-		if n, err := b.Read(nil); n != 0 || err != nil {
-			t.Fatalf("empty Read = %d, %v; want 0, nil without touching the socket", n, err)
-		}
-		a.Close()
-		if n, err := b.Read(buf); n != 0 || err != io.EOF {
-			t.Fatalf("Read after the peer closed = %d, %v; want io.EOF", n, err)
-		}
-	})
+	a, b := pair(t)
+	if n, err := a.Write([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	buf := make([]byte, 16)
+	if n, err := b.Read(buf); string(buf[:n]) != "hello" || err != nil {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if n, err := b.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty Read = %d, %v; want 0, nil without touching the socket", n, err)
+	}
+	a.Close()
+	if n, err := b.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the peer closed = %d, %v; want io.EOF", n, err)
+	}
 }
 
 // A write larger than the socket's buffer must wait in the poller for the
 // reader (EAGAIN partway) and resume where it stopped; buffers of every
 // size, empty ones and more than one writev takes must arrive in order.
 func TestConn_WriteBuffersLargerThanTheSocket(t *testing.T) {
-	kinds(t, func(t *testing.T, pair func(*testing.T) (conn, conn)) {
-		a, b := pair(t)
-		var bufs [][]byte
-		var want []byte
-		for i := range 3000 { // more than IOV_MAX (1024) buffers
-			size := i % 700
-			if i == 1500 {
-				size = 3 << 20 // far more than the socket buffer
-			}
-			p := bytes.Repeat([]byte{byte(i)}, size)
-			bufs = append(bufs, p)
-			want = append(want, p...)
+	a, b := pair(t)
+	var bufs [][]byte
+	var want []byte
+	for i := range 3000 { // more than IOV_MAX (1024) buffers
+		size := i % 700
+		if i == 1500 {
+			size = 3 << 20 // far more than the socket buffer
 		}
-		got := make(chan []byte)
-		go func() {
-			b, _ := io.ReadAll(io.LimitReader(b, int64(len(want))))
-			got <- b
-		}()
-		n, err := a.WriteBuffers(bufs)
-		if err != nil || n != int64(len(want)) {
-			t.Fatalf("WriteBuffers = %d, %v; want %d, nil", n, err, len(want))
-		}
-		if g := <-got; !bytes.Equal(g, want) {
-			t.Fatalf("read %d bytes that differ from the %d written", len(g), len(want))
-		}
-		if n, err := a.WriteBuffers([][]byte{nil, {}}); n != 0 || err != nil {
-			t.Fatalf("WriteBuffers of empty buffers = %d, %v", n, err)
-		}
-	})
+		p := bytes.Repeat([]byte{byte(i)}, size)
+		bufs = append(bufs, p)
+		want = append(want, p...)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(b, int64(len(want))))
+		got <- b
+	}()
+	n, err := a.WriteBuffers(bufs)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("WriteBuffers = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if g := <-got; !bytes.Equal(g, want) {
+		t.Fatalf("read %d bytes that differ from the %d written", len(g), len(want))
+	}
+	if n, err := a.WriteBuffers([][]byte{nil, {}}); n != 0 || err != nil {
+		t.Fatalf("WriteBuffers of empty buffers = %d, %v", n, err)
+	}
 }
 
 func TestConn_ReadWaitsAndIsWokenByData(t *testing.T) {
-	kinds(t, func(t *testing.T, pair func(*testing.T) (conn, conn)) {
-		a, b := pair(t)
-		go func() {
-			time.Sleep(20 * time.Millisecond) // the Read is waiting in the poller by now
-			a.Write([]byte("late"))
-		}()
-		buf := make([]byte, 8)
-		if n, err := b.Read(buf); string(buf[:n]) != "late" || err != nil {
-			t.Fatalf("Read = %q, %v", buf[:n], err)
-		}
-	})
+	a, b := pair(t)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the Read is waiting in the poller by now
+		a.Write([]byte("late"))
+	}()
+	buf := make([]byte, 8)
+	if n, err := b.Read(buf); string(buf[:n]) != "late" || err != nil {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
 }
 
 func TestConn_DeadlineAndCloseEndAWaitingRead(t *testing.T) {
@@ -170,23 +125,21 @@ func TestConn_DeadlineAndCloseEndAWaitingRead(t *testing.T) {
 }
 
 func TestConn_WriteToAClosedPeerIsEPIPE(t *testing.T) {
-	kinds(t, func(t *testing.T, pair func(*testing.T) (conn, conn)) {
-		a, b := pair(t)
-		b.Close()
-		var err error
-		for range 10 { // the first write may still be accepted
-			if _, err = a.Write([]byte("x")); err != nil {
-				break
-			}
+	a, b := pair(t)
+	b.Close()
+	var err error
+	for range 10 { // the first write may still be accepted
+		if _, err = a.Write([]byte("x")); err != nil {
+			break
 		}
-		if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("Write to a closed peer: %v, want EPIPE or ECONNRESET", err)
-		}
-		var oe *net.OpError
-		if !errors.As(err, &oe) || oe.Op != "write" {
-			t.Fatalf("Write error %v is not a *net.OpError naming the write", err)
-		}
-	})
+	}
+	if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Write to a closed peer: %v, want EPIPE or ECONNRESET", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("Write error %v is not a *net.OpError naming the write", err)
+	}
 }
 
 func TestConn_WriteDeadline(t *testing.T) {
@@ -200,35 +153,29 @@ func TestConn_WriteDeadline(t *testing.T) {
 
 // The point of the package: reads and writes allocate nothing.
 func TestConn_NoAllocations(t *testing.T) {
-	kinds(t, func(t *testing.T, pair func(*testing.T) (conn, conn)) {
-		a, b := pair(t)
-		msg := []byte("ping")
-		buf := make([]byte, 64)
-		bufs := [][]byte{msg, msg}
-		allocs := testing.AllocsPerRun(200, func() {
-			a.WriteBuffers(bufs)
-			io.ReadFull(b, buf[:8])
-			b.Write(msg)
-			io.ReadFull(a, buf[:4])
-		})
-		if allocs != 0 {
-			t.Fatalf("%v allocations per exchange, want 0", allocs)
-		}
+	a, b := pair(t)
+	msg := []byte("ping")
+	buf := make([]byte, 64)
+	bufs := [][]byte{msg, msg}
+	allocs := testing.AllocsPerRun(200, func() {
+		a.WriteBuffers(bufs)
+		io.ReadFull(b, buf[:8])
+		b.Write(msg)
+		io.ReadFull(a, buf[:4])
 	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per exchange, want 0", allocs)
+	}
 }
 
 // BenchmarkPingPong is a 64-byte exchange between two goroutines over one
-// socketpair, through this package's two kinds and through net.Conn.
+// socketpair, through this package and through net.Conn.
 func BenchmarkPingPong(b *testing.B) {
-	for _, mode := range []string{"sockio", "blocking", "net"} {
+	for _, mode := range []string{"sockio", "net"} {
 		b.Run(mode, func(b *testing.B) {
 			fds, _ := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 			ends := make([]io.ReadWriteCloser, 2)
 			for i, fd := range fds {
-				if mode == "blocking" {
-					ends[i], _ = sockio.NewBlocking(fd)
-					continue
-				}
 				f := os.NewFile(uintptr(fd), "s")
 				nc, _ := net.FileConn(f)
 				f.Close()

@@ -1,8 +1,7 @@
-// Package sockio reads and writes a connected Unix stream socket with as
-// little of the Go runtime between the program and the kernel as waiting
-// allows. Both ends of a plugin connection use it: the host's process tier
-// (Conn, which waits in the runtime's network poller) and the Go SDK
-// (Blocking, which blocks a thread).
+// Package sockio reads and writes a connected Unix stream socket with raw
+// system calls, waiting in the Go runtime's network poller only when the
+// socket is not ready. Both ends of a plugin connection use it: the host's
+// process tier and the Go SDK.
 //
 // # Why?
 //
@@ -26,32 +25,6 @@
 // KiB, per system call) runs without telling the scheduler, as a cgo-free
 // memmove of the same size would.
 //
-// # Two kinds: Conn for the host, Blocking for a plugin
-//
-// Conn waits in the poller, which is what a host needs: one process, many
-// plugin connections, and no thread to spare for each.
-//
-// A plugin has one connection, and there the poller is the slow way to
-// wait. A wake through it takes the kernel's epoll wake of the thread
-// parked in epoll_wait, the runtime's scheduling of the goroutine, and
-// then the read; a thread blocked in read(2) has its data when it wakes.
-// A socket in the poller also wakes the poller's thread on every frame
-// that arrives, even while no goroutine waits for it (it is registered
-// edge-triggered), so a blocking read on such a socket pays for two
-// wakes. Blocking therefore takes the socket out of the poller
-// altogether: it adopts the raw descriptor, switches it to blocking mode,
-// and reads with one system call through the runtime's bookkeeping
-// (syscall.Syscall), so that a thread blocked there hands its processor
-// on. Sends try first without waiting, as a raw system call, and block
-// only when the socket is full. Measured against a Go echo plugin on the
-// poller (docs/performance.md), the same plugin on Blocking answered a
-// 64-byte call in 12.2–12.9 µs against 16.0–19.8 µs at the median, the
-// floor's 12.4–15.8, in the same interleaved runs. Between two goroutines
-// of one process the poller is faster (BenchmarkPingPong), which is why the
-// host keeps it.
-//
 // The package imports only the standard library because the plugin SDK
-// uses it. Off Linux, Conn simply delegates to net.UnixConn, and so does
-// Blocking, which is Conn there (and on 386, which lacks a sendmsg system
-// call of its own).
+// uses it. Off Linux, Conn simply delegates to net.UnixConn.
 package sockio
