@@ -27,35 +27,49 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // transport the host uses.
 func socketpair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
 	t.Helper()
+	fds := rawSocketpair(t)
+	return unixConn(t, fds[0]), unixConn(t, fds[1])
+}
+
+func rawSocketpair(t testing.TB) [2]int {
+	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := func(fd int) *net.UnixConn {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.(*net.UnixConn)
-	}
-	return conn(fds[0]), conn(fds[1])
+	return fds
 }
 
-// sockpair is socketpair with both ends wrapped as the host and the SDK
-// wrap them (sockio.Conn).
-func sockpair(t testing.TB) (*sockio.Conn, *sockio.Conn) {
+// unixConn adopts fd as a *net.UnixConn, in the runtime's poller.
+func unixConn(t testing.TB, fd int) *net.UnixConn {
 	t.Helper()
-	a, b := socketpair(t)
-	wrap := func(uc *net.UnixConn) *sockio.Conn {
-		c, err := sockio.New(uc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+	f := os.NewFile(uintptr(fd), "socketpair")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return wrap(a), wrap(b)
+	return c.(*net.UnixConn)
+}
+
+// sockpair is a real AF_UNIX stream socketpair with its ends wrapped as
+// the host (sockio.Conn) and the Go SDK (pluginEnd) wrap them.
+func sockpair(t testing.TB) (*sockio.Conn, pluginSocket) {
+	t.Helper()
+	fds := rawSocketpair(t)
+	c, err := sockio.New(unixConn(t, fds[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, pluginEnd(t, fds[1])
+}
+
+// pluginSocket is what the Go SDK's end of the socket offers.
+type pluginSocket interface {
+	io.ReadWriteCloser
+	WriteBuffers([][]byte) (int64, error)
+	SetReadDeadline(time.Time) error
+	SyscallConn() (syscall.RawConn, error)
 }
 
 func newConn(rwc io.ReadWriteCloser, opts Options) *Conn {
@@ -763,18 +777,18 @@ func TestConn_CallEndsAtItsDeadlineWhenThePeerStopsReading(t *testing.T) {
 
 // countingConn counts the writes made on a socket.
 type countingConn struct {
-	*sockio.Conn
+	pluginSocket
 	writes atomic.Int64
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	c.writes.Add(1)
-	return c.Conn.Write(b)
+	return c.pluginSocket.Write(b)
 }
 
 func (c *countingConn) WriteBuffers(bufs [][]byte) (int64, error) {
 	c.writes.Add(1)
-	return c.Conn.WriteBuffers(bufs)
+	return c.pluginSocket.WriteBuffers(bufs)
 }
 
 // burst writes calls to functions fns, with ids 1, 2, ..., in one write,
@@ -836,7 +850,7 @@ func readReplies(t *testing.T, host io.ReadWriter, n int, each func(id uint64)) 
 func TestConn_PluginAnswersABurstInOneWrite(t *testing.T) {
 	host, b := sockpair(t)
 	defer host.Close()
-	counted := &countingConn{Conn: b}
+	counted := &countingConn{pluginSocket: b}
 	p := newConn(counted, Options{Role: RolePlugin, Handler: echo})
 	defer p.Close(nil)
 	const n = 16

@@ -25,6 +25,17 @@
 // KiB, per system call) runs without telling the scheduler, as a cgo-free
 // memmove of the same size would.
 //
+// # Two kinds
+//
+// Conn is for a process with many connections, the host: every wait is in
+// the poller. Dedicated (Linux) is for a process's one busy connection, a
+// Go plugin's to its host: while messages come close together its reads
+// wait in the kernel, holding a thread, as a Rust or C plugin's do, which
+// is what brought the Go plugin's 64-byte call to the floor's latency; the
+// rest of the time they wait in the poller, so an idle or sparsely called
+// plugin costs what it did (see Dedicated).
+//
 // The package imports only the standard library because the plugin SDK
-// uses it. Off Linux, Conn simply delegates to net.UnixConn.
+// uses it. Off Linux, Conn simply delegates to net.UnixConn, and there is
+// no Dedicated.
 package sockio
