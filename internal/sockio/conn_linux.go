@@ -114,14 +114,7 @@ func (c *Conn) WriteBuffers(bufs [][]byte) (int64, error) {
 }
 
 func (c *Conn) writev(bufs [][]byte) (int64, error) {
-	c.iov = c.iov[:0]
-	for _, b := range bufs {
-		if len(b) > 0 {
-			v := syscall.Iovec{Base: &b[0]}
-			v.SetLen(len(b))
-			c.iov = append(c.iov, v)
-		}
-	}
+	c.iov = appendIovecs(c.iov[:0], bufs)
 	c.left, c.wn, c.werr = c.iov, 0, nil
 	var err error
 	if len(c.left) > 0 {
@@ -155,6 +148,18 @@ func (c *Conn) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// appendIovecs appends an iovec for each non-empty buffer of bufs.
+func appendIovecs(iov []syscall.Iovec, bufs [][]byte) []syscall.Iovec {
+	for _, b := range bufs {
+		if len(b) > 0 {
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+		}
+	}
+	return iov
 }
 
 // advance drops the first n bytes from iov.

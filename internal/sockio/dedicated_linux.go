@@ -348,14 +348,7 @@ func (c *Dedicated) WriteBuffers(bufs [][]byte) (int64, error) {
 }
 
 func (c *Dedicated) writev(bufs [][]byte) (int64, error) {
-	c.iov = c.iov[:0]
-	for _, b := range bufs {
-		if len(b) > 0 {
-			v := syscall.Iovec{Base: &b[0]}
-			v.SetLen(len(b))
-			c.iov = append(c.iov, v)
-		}
-	}
+	c.iov = appendIovecs(c.iov[:0], bufs)
 	defer clear(c.iov) // keep no reference to the caller's buffers
 	var wn int64
 	for left := c.iov; len(left) > 0; {
