@@ -42,13 +42,12 @@ import (
 type Dedicated struct {
 	fd      int
 	linger  int64       // ns
-	closing atomic.Bool // set by Close before it wakes the waiting calls
+	closing atomic.Bool // set by Close before it wakes the waiting calls; never reset
 
 	rmu    sync.Mutex // held by a Read, including while it waits
 	rep    *os.File   // the read direction's epoll instance
 	rraw   syscall.RawConn
-	waitR  func(fd uintptr) bool // takeEvent, bound once
-	parked time.Time             // when the current Read parked; under rmu
+	parked time.Time // when the current Read parked; under rmu
 
 	// The lingering window. hot, lingered and seen are the reader's (under
 	// rmu); tfd is closed under tmu and armed under its read lock.
@@ -63,14 +62,11 @@ type Dedicated struct {
 	tmu      sync.RWMutex
 	windows  windowStats
 
-	wmu   sync.Mutex // held by a write, including while it waits
-	wep   *os.File   // the write direction's epoll instance
-	wraw  syscall.RawConn
-	waitW func(fd uintptr) bool // takeEvent, bound once
-	iov   []syscall.Iovec
-	one   [1][]byte
-
-	closed bool // the socket is closed; under rmu and wmu
+	wmu  sync.Mutex // held by a write, including while it waits
+	wep  *os.File   // the write direction's epoll instance
+	wraw syscall.RawConn
+	iov  []syscall.Iovec
+	one  [1][]byte
 }
 
 // windowStats counts windows opened and closed, for tests.
@@ -120,7 +116,6 @@ func NewDedicated(fd int, linger time.Duration) (*Dedicated, error) {
 		}
 		c.tfd = int(tfd)
 	}
-	c.waitR, c.waitW = takeEvent, takeEvent
 	return c, nil
 }
 
@@ -159,7 +154,7 @@ func (c *Dedicated) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
-		if c.closed || c.closing.Load() {
+		if c.closing.Load() {
 			return 0, net.ErrClosed
 		}
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
@@ -192,7 +187,7 @@ func (c *Dedicated) Read(p []byte) (int, error) {
 		if c.parked.IsZero() {
 			c.parked = time.Now()
 		}
-		if err := c.park(c.rep, c.rraw, c.waitR, syscall.EPOLLIN); err != nil {
+		if err := c.park(c.rraw, syscall.EPOLLIN); err != nil {
 			return 0, err
 		}
 	}
@@ -287,9 +282,9 @@ func (c *Dedicated) stopLingering(stop bool) {
 	}
 }
 
-// park arms the socket for events in ep and waits in the runtime's poller
-// until ep reports it.
-func (c *Dedicated) park(ep *os.File, raw syscall.RawConn, wait func(uintptr) bool, events uint32) error {
+// park arms the socket for events in the epoll instance raw belongs to
+// and waits in the runtime's poller until that instance reports them.
+func (c *Dedicated) park(raw syscall.RawConn, events uint32) error {
 	ev := syscall.EpollEvent{Events: events | syscall.EPOLLONESHOT, Fd: int32(c.fd)}
 	var err error
 	cerr := raw.Control(func(epfd uintptr) {
@@ -304,7 +299,7 @@ func (c *Dedicated) park(ep *os.File, raw syscall.RawConn, wait func(uintptr) bo
 	if err != nil {
 		return err
 	}
-	return c.waitError(raw.Read(wait)) // an epoll instance is readable when it has events
+	return c.waitError(raw.Read(takeEvent)) // an epoll instance is readable when it has events
 }
 
 // takeEvent is the poller callback of park: it takes the armed event from
@@ -352,7 +347,7 @@ func (c *Dedicated) writev(bufs [][]byte) (int64, error) {
 	defer clear(c.iov) // keep no reference to the caller's buffers
 	var wn int64
 	for left := c.iov; len(left) > 0; {
-		if c.closed || c.closing.Load() {
+		if c.closing.Load() {
 			return wn, net.ErrClosed
 		}
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&left[0])), uintptr(min(len(left), maxIOV)))
@@ -364,7 +359,7 @@ func (c *Dedicated) writev(bufs [][]byte) (int64, error) {
 			c.answered.Store(true)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			if err := c.park(c.wep, c.wraw, c.waitW, syscall.EPOLLOUT); err != nil {
+			if err := c.park(c.wraw, syscall.EPOLLOUT); err != nil {
 				return wn, err
 			}
 		default:
@@ -411,7 +406,6 @@ func (c *Dedicated) Close() error {
 	defer c.rmu.Unlock()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.closed = true
 	c.tmu.Lock()
 	if c.tfd >= 0 {
 		syscall.Close(c.tfd)
