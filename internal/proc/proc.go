@@ -232,13 +232,7 @@ func (p *Process) wait() {
 	// Wait for the exit without reaping: while the zombie exists its pid,
 	// which is also its process group id, cannot be reused, so the group
 	// kill below cannot reach a stranger.
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	awaitExit(p.pid)
 	cpu := cpuTime(p.pid) // the zombie's, before it is reaped
 	// The plugin's tree must not outlive it: kill what is left, then give
 	// the readers a moment to drain what was written before the exit.

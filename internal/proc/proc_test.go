@@ -201,3 +201,65 @@ func sysctlInt(t *testing.T, name string) int {
 	}
 	return n
 }
+
+// TestProcess_WaitingForExitHoldsNoThread starts many long-lived children
+// and checks that watching them for exit does not cost one blocked OS
+// thread each: the wait is in the runtime's poller (a pidfd), not in a
+// blocking waitid, which would also keep a processor from the rest of the
+// host until the runtime's monitor noticed.
+func TestProcess_WaitingForExitHoldsNoThread(t *testing.T) {
+	if fd, err := unix.PidfdOpen(os.Getpid(), 0); err != nil {
+		t.Skipf("this kernel has no pidfd_open (%v): the blocking fallback holds a thread per plugin by design", err)
+	} else {
+		unix.Close(fd)
+	}
+	const children = 24
+	before := threads(t)
+	var ps []*Process
+	for range children {
+		p, err := Start(context.Background(), Config{Program: "/bin/sleep", Args: []string{"60"}, Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	defer func() {
+		for _, p := range ps {
+			p.Kill("test over")
+			<-p.Done()
+			p.Conn().Close()
+		}
+	}()
+	// A blocking wait shows up once the runtime's monitor hands the
+	// waiting threads' processors on: give it time to.
+	time.Sleep(200 * time.Millisecond)
+	if grew := threads(t) - before; grew >= children/2 {
+		t.Fatalf("the host grew %d threads while waiting for %d children", grew, children)
+	}
+	// The wait must not reap: the exit status is still the process's own.
+	ps[0].Kill("first")
+	<-ps[0].Done()
+	if e := ps[0].Exit(); e.Signal != syscall.SIGKILL || e.Reason != "first" {
+		t.Fatalf("exit = %+v", e)
+	}
+}
+
+// threads counts this process's threads.
+func threads(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
+}
