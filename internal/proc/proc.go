@@ -114,40 +114,31 @@ func sizeSendBuffers(fds [2]int) {
 
 // Start starts the plugin process. The returned connection is the host's end
 // of the socketpair; the plugin holds the other as fd 3.
+//
+// Only what the child inherits is made before the fork. The host's ends
+// (the socket and the read ends of the output pipes) are put into the
+// runtime's poller after it, while the plugin's runtime starts: done
+// before, that work sat on every cold start's path to the first call.
 func Start(ctx context.Context, cfg Config) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create socketpair: %w", os.NewSyscallError("socketpair", err))
 	}
-	sizeSendBuffers(fds)
-	hostEnd := os.NewFile(uintptr(fds[0]), "airlock-host")
 	childEnd := os.NewFile(uintptr(fds[1]), "airlock-plugin")
 	defer childEnd.Close()
-	fc, err := net.FileConn(hostEnd)
-	hostEnd.Close()
-	if err != nil {
-		childEnd.Close()
-		return nil, fmt.Errorf("wrap socketpair: %w", err)
+	var outFDs, errFDs [2]int
+	if err := unix.Pipe2(outFDs[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(fds[0])
+		return nil, fmt.Errorf("create stdout pipe: %w", os.NewSyscallError("pipe2", err))
 	}
-	conn, err := sockio.New(fc.(*net.UnixConn))
-	if err != nil {
-		fc.Close()
-		childEnd.Close()
-		return nil, fmt.Errorf("wrap socketpair: %w", err)
+	if err := unix.Pipe2(errFDs[:], unix.O_CLOEXEC); err != nil {
+		closeFDs(fds[0], outFDs[0], outFDs[1])
+		return nil, fmt.Errorf("create stderr pipe: %w", os.NewSyscallError("pipe2", err))
 	}
-
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("create stdout pipe: %w", err)
-	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		conn.Close()
-		stdoutR.Close()
-		stdoutW.Close()
-		return nil, fmt.Errorf("create stderr pipe: %w", err)
-	}
+	// The write ends stay blocking: the plugin writes to them as they are.
+	stdoutW := os.NewFile(uintptr(outFDs[1]), "airlock-stdout-w")
+	stderrW := os.NewFile(uintptr(errFDs[1]), "airlock-stderr-w")
+	hostFDs := []int{fds[0], outFDs[0], errFDs[0]} // the host's ends, not wrapped yet
 
 	cmd := exec.Command(cfg.Program, cfg.Args...)
 	if cfg.Exec != nil && execByFD(cfg.Exec) {
@@ -168,19 +159,13 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		Pdeathsig: syscall.SIGKILL, // it dies if the host dies
 	}
 
-	p := &Process{cmd: cmd, conn: conn, out: cfg.Output, done: make(chan struct{}),
-		pipes: []*os.File{stdoutR, stderrR}}
-	cleanup := func() {
-		conn.Close()
-		stdoutR.Close()
-		stderrR.Close()
-	}
+	p := &Process{cmd: cmd, out: cfg.Output, done: make(chan struct{})}
 	if cfg.Contain != nil {
 		c, err := cfg.Contain(ctx, cmd, cfg.Exec)
 		if err != nil {
 			stdoutW.Close()
 			stderrW.Close()
-			cleanup()
+			closeFDs(hostFDs...)
 			return nil, err
 		}
 		p.contain = c
@@ -189,27 +174,78 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	stdoutW.Close()
 	stderrW.Close()
 	if err != nil {
-		cleanup()
+		closeFDs(hostFDs...)
 		if p.contain != nil {
 			_ = p.contain.Close()
 		}
 		return nil, fmt.Errorf("start %s: %w", cfg.Program, err)
 	}
 	p.pid = cmd.Process.Pid
-	if p.contain != nil {
-		if err := p.contain.Started(); err != nil {
-			p.killWith("sandbox setup failed")
-			_ = cmd.Wait()
-			cleanup()
-			_ = p.contain.Close()
-			return nil, fmt.Errorf("contain %s: %w", cfg.Program, err)
+	sizeSendBuffers(fds) // the child's end is still open here (closed on return)
+	reason := "start failed"
+	p.conn, p.pipes, err = wrapHostEnds(hostFDs)
+	if err == nil && p.contain != nil {
+		if err = p.contain.Started(); err != nil {
+			reason, err = "sandbox setup failed", fmt.Errorf("contain %s: %w", cfg.Program, err)
 		}
 	}
+	if err != nil {
+		p.killWith(reason)
+		_ = cmd.Wait()
+		if p.conn != nil {
+			p.conn.Close()
+		}
+		for _, f := range p.pipes {
+			f.Close()
+		}
+		if p.contain != nil {
+			_ = p.contain.Close()
+		}
+		return nil, err
+	}
 	p.readers.Add(2)
-	go p.capture(stdoutR, "stdout")
-	go p.capture(stderrR, "stderr")
+	go p.capture(p.pipes[0], "stdout")
+	go p.capture(p.pipes[1], "stderr")
 	go p.wait()
 	return p, nil
+}
+
+// wrapHostEnds puts the host's end of the socketpair and the read ends of
+// the stdout and stderr pipes into the runtime's poller. On failure it
+// closes every descriptor it has not wrapped.
+func wrapHostEnds(fds []int) (*sockio.Conn, []*os.File, error) {
+	sock := os.NewFile(uintptr(fds[0]), "airlock-host")
+	fc, err := net.FileConn(sock) // a duplicate, in the poller
+	sock.Close()
+	if err != nil {
+		closeFDs(fds[1:]...)
+		return nil, nil, fmt.Errorf("wrap socketpair: %w", err)
+	}
+	conn, err := sockio.New(fc.(*net.UnixConn))
+	if err != nil {
+		fc.Close()
+		closeFDs(fds[1:]...)
+		return nil, nil, fmt.Errorf("wrap socketpair: %w", err)
+	}
+	pipes := make([]*os.File, 0, 2)
+	for i, fd := range fds[1:] {
+		if err := unix.SetNonblock(fd, true); err != nil { // so that os.NewFile polls it
+			conn.Close()
+			for _, f := range pipes {
+				f.Close()
+			}
+			closeFDs(fds[1+i:]...)
+			return nil, nil, fmt.Errorf("output pipe: %w", os.NewSyscallError("fcntl", err))
+		}
+		pipes = append(pipes, os.NewFile(uintptr(fd), "airlock-output"))
+	}
+	return conn, pipes, nil
+}
+
+func closeFDs(fds ...int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 // Conn returns the host's end of the plugin's socketpair.
