@@ -63,14 +63,13 @@ type writer struct {
 
 	bufs  net.Buffers
 	wake  chan struct{} // flusher: continue writing the queue
+	start sync.Once     // starts the flusher the first time it is needed
 	onErr func(error)   // called once with the first write error
 	done  chan struct{} // closed by the connection: the flusher exits
 }
 
 func newWriter(w io.Writer, onErr func(error), done chan struct{}) *writer {
-	wr := &writer{w: w, wake: make(chan struct{}, 1), onErr: onErr, done: done}
-	go wr.flusher()
-	return wr
+	return &writer{w: w, wake: make(chan struct{}, 1), onErr: onErr, done: done}
 }
 
 // send queues f and, when nobody is writing, writes the queue. It returns
@@ -165,7 +164,12 @@ func (w *writer) handOver() {
 	}
 }
 
+// wakeFlusher has the flusher goroutine write the queue, starting it the
+// first time: most connections never need it (a writer that finds nobody
+// writing writes itself), and a goroutine started with every connection
+// woke an idle thread on the cold start's path to the first call.
 func (w *writer) wakeFlusher() {
+	w.start.Do(func() { go w.flusher() })
 	select {
 	case w.wake <- struct{}{}:
 	default:
